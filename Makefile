@@ -1,0 +1,28 @@
+# The two set-up commands of README.md. VENV may be overridden: make test VENV=/path/to/venv
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test install install-dev bench lint clean
+
+# Main job. Until the Gradio demo lands it runs the critic-normalization benchmark (quick settings).
+demo: install
+	$(PY) -m restore bench critic-step --quick
+
+test: install-dev
+	$(VENV)/bin/ruff check restore tests bench
+	$(PY) -m pytest -q
+
+install:
+	VENV=$(VENV) bash scripts/install.sh
+
+install-dev:
+	VENV=$(VENV) bash scripts/install.sh dev
+
+bench: install
+	$(PY) -m restore bench critic-step
+
+lint: install-dev
+	$(VENV)/bin/ruff check restore tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

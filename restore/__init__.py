@@ -1,0 +1,3 @@
+"""restore: image-restoration GANs with swappable critic normalization (SAN, SN, BSN, GP, R1, GraN)."""
+
+__version__ = "0.1.0"

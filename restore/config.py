@@ -1,0 +1,474 @@
+"""Typed option schema: YAML files -> frozen dataclasses, with ``--set a.b=value`` overrides.
+
+Why dataclasses (stdlib) and not pydantic or OmegaConf: we need errors that name the file, the key path and the
+bad value, "did you mean" for unknown keys, and option blocks checked against registered builders' signatures;
+a ~200-line converter over ``typing`` hints does exactly that with no extra dependency and no interpolation
+surprises. YAML is read with ``yaml.safe_load`` semantics (plus a duplicate-key check); nothing is eval'd.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Union
+
+import yaml
+
+from restore.registry import CRITICS, GENERATORS, NORMS, OptionValueError, Registry, did_you_mean
+
+
+class ConfigError(ValueError):
+    """An option problem, phrased for people: ``<file>: <key.path> <what is wrong>``."""
+
+
+# ----------------------------------------------------------------------------------------------- YAML reading
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise ConfigError(f"{mark.name}:{mark.line + 1}: duplicate key '{key}'")
+        seen[key] = True
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read one option file into a plain dict; syntax errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"options file not found: {path}")
+    try:
+        with path.open(encoding="utf-8") as f:
+            loader = _UniqueKeyLoader(f)
+            loader.name = str(path)
+            try:
+                data = loader.get_single_data()
+            finally:
+                loader.dispose()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(err, 'problem', None) or err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+# ----------------------------------------------------------------------------------------------- overrides
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"critic.norm.ratio=0.5"`` -> (["critic", "norm", "ratio"], 0.5). The value is read as YAML (safely)."""
+    key, sep, raw = text.partition("=")
+    keys = key.strip().split(".")
+    if not sep or not all(k.strip() for k in keys):
+        raise ConfigError(f"--set expects key.path=value, got '{text}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return [k.strip() for k in keys], value
+
+
+def apply_override(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    """Set ``data[k0][k1]...[kn] = value`` in place, creating intermediate mappings."""
+    node = data
+    for i, k in enumerate(keys[:-1]):
+        child = node.get(k)
+        if child is None:
+            child = node[k] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {'.'.join(keys)}: '{'.'.join(keys[: i + 1])}' is a value, not a block")
+        node = child
+    node[keys[-1]] = value
+
+
+# ----------------------------------------------------------------------------------------------- conversion
+@dataclass
+class _Ctx:
+    """Where a value came from, for messages."""
+
+    source: str
+    overrides: tuple[str, ...] = ()
+
+    def origin(self, where: str) -> str:
+        for o in self.overrides:
+            if where == o or where.startswith(o + ".") or o.startswith(where + "."):
+                return f"--set {o}"
+        return self.source
+
+    def error(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.origin(where)}: {where} {message}" if where else f"{self.source}: {message}")
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _as_number(value: Any, kind: type, where: str, ctx: _Ctx) -> Any:
+    if isinstance(value, bool):
+        raise ctx.error(where, f"must be a number, got {value}")
+    if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string: accept numeric strings
+        try:
+            value = float(value)
+        except ValueError:
+            raise ctx.error(where, f"must be a number, got {_show(value)}") from None
+    if not isinstance(value, (int, float)):
+        raise ctx.error(where, f"must be a number, got {type(value).__name__} {_show(value)}")
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ctx.error(where, f"must be an integer, got {value}")
+        return int(value)
+    if not math.isfinite(float(value)):
+        raise ctx.error(where, f"must be finite, got {value}")
+    return float(value)
+
+
+def coerce(value: Any, hint: Any, where: str, ctx: _Ctx) -> Any:
+    """Check ``value`` against a type hint and return it converted (ints for floats, tuples, dataclasses...)."""
+    if hint is Any or hint is inspect.Parameter.empty:
+        return value
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if isinstance(hint, type) and issubclass(hint, Spec):
+        return hint.parse(value, where, ctx)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where, ctx)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(_show(a) for a in args)
+            hint_txt = did_you_mean(str(value), [str(a) for a in args])
+            raise ctx.error(where, f"must be one of {choices}, got {_show(value)}{hint_txt}")
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, option, where, ctx)
+            except ConfigError as err:
+                errors.append(str(err).split(f"{where} ", 1)[-1])
+        raise ctx.error(where, " or ".join(dict.fromkeys(errors)))
+    if hint is type(None):
+        if value is not None:
+            raise ctx.error(where, f"must be empty (null), got {_show(value)}")
+        return None
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ctx.error(where, f"must be true or false, got {_show(value)}")
+        return value
+    if hint in (int, float):
+        return _as_number(value, hint, where, ctx)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ctx.error(where, f"must be a string, got {_show(value)}")
+        return value
+    if origin in (list, tuple, Sequence) or hint in (list, tuple):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise ctx.error(where, f"must be a list, got {_show(value)}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ctx.error(where, f"must be a list of {len(args)} items, got {len(value)}: {list(value)}")
+            return tuple(coerce(v, a, f"{where}[{i}]", ctx) for i, (v, a) in enumerate(zip(value, args)))
+        item = args[0] if args else Any
+        items = [coerce(v, item, f"{where}[{i}]", ctx) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple or hint is tuple else items
+    if origin in (dict, Mapping) or hint is dict:
+        if not isinstance(value, Mapping):
+            raise ctx.error(where, f"must be a block of keys, got {_show(value)}")
+        vt = args[1] if len(args) == 2 else Any
+        return {str(k): coerce(v, vt, _join(where, str(k)), ctx) for k, v in value.items()}
+    if isinstance(hint, type):
+        if not isinstance(value, hint):
+            raise ctx.error(where, f"must be {hint.__name__}, got {_show(value)}")
+        return value
+    return value
+
+
+def _hints(obj: Any) -> dict[str, Any]:
+    target = obj.__init__ if isinstance(obj, type) and not dataclasses.is_dataclass(obj) else obj
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # builder with unresolvable annotations: fall back to no type checks
+        return {}
+
+
+def from_dict(cls: type, data: Any, where: str, ctx: _Ctx) -> Any:
+    """Build dataclass ``cls`` from a mapping: unknown keys are errors, missing required keys are errors."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ctx.error(where, f"must be a block of keys, got {_show(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = _hints(cls)
+    for key in data:
+        if key not in fields:
+            raise ctx.error(_join(where, str(key)), f"is not a known option{did_you_mean(str(key), list(fields))}; "
+                                                    f"valid: {', '.join(fields)}")
+    values = {}
+    for name, f in fields.items():
+        sub = _join(where, name)
+        if name in data:
+            values[name] = coerce(data[name], hints.get(name, Any), sub, ctx)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ctx.error(sub, "is required")
+    try:
+        obj = cls(**values)
+    except OptionValueError as err:
+        raise ctx.error(_join(where, err.key), err.reason) from None
+    return obj
+
+
+def check_kwargs(builder: Any, kwargs: Mapping[str, Any], where: str, ctx: _Ctx, what: str) -> dict[str, Any]:
+    """Check option-block kwargs against a builder's signature and type hints."""
+    sig = inspect.signature(builder)
+    params = {
+        p.name: p
+        for p in sig.parameters.values()
+        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    hints = _hints(builder)
+    out = {}
+    for key, value in kwargs.items():
+        if key not in params:
+            raise ctx.error(_join(where, key), f"is not an option of {what}{did_you_mean(key, list(params))}; "
+                                               f"valid: {', '.join(params) or '(none)'}")
+        out[key] = coerce(value, hints.get(key, params[key].annotation), _join(where, key), ctx)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- specs
+@dataclass(frozen=True)
+class Spec:
+    """A swappable part: ``{<key>: name, **kwargs}`` resolved by a registry, remembering where it came from."""
+
+    name: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    where: str = ""
+    source: str = ""
+
+    registry: ClassVar[Registry]
+    key: ClassVar[str] = "type"
+    reserved: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def parse(cls, value: Any, where: str, ctx: _Ctx) -> Spec:
+        if isinstance(value, str):  # shorthand: `norm: sn`
+            value = {cls.key: value}
+        if not isinstance(value, Mapping):
+            raise ctx.error(where, f"must be a block like {{{cls.key}: name, ...}}, got {_show(value)}")
+        if cls.key not in value:
+            raise ctx.error(_join(where, cls.key), f"is required (one of: {', '.join(cls.registry.names())})")
+        name = value[cls.key]
+        if name not in cls.registry:
+            raise ctx.error(_join(where, cls.key), f"unknown {cls.registry.kind} {_show(name)}"
+                                                   f"{did_you_mean(str(name), cls.registry.names())}; "
+                                                   f"valid: {', '.join(cls.registry.names())}")
+        raw = {k: v for k, v in value.items() if k != cls.key and k not in cls.reserved}
+        what = f"{cls.registry.kind} '{name}'"
+        kwargs = check_kwargs(cls.registry.get(name), raw, where, ctx, what)
+        spec = cls(name=name, kwargs=kwargs, where=where, source=ctx.origin(where),
+                   **cls._parse_reserved(value, where, ctx))
+        if cls.registry.eager:
+            spec.build()  # cheap builders: surface value errors now, with file and key
+        return spec
+
+    @classmethod
+    def _parse_reserved(cls, value: Mapping[str, Any], where: str, ctx: _Ctx) -> dict[str, Any]:
+        return {}
+
+    def build(self, **extra: Any) -> Any:
+        """Call the registered builder with the spec's kwargs (``extra`` overrides them)."""
+        kwargs = {**self.kwargs, **extra}
+        try:
+            return self.registry.build(self.name, **kwargs)
+        except OptionValueError as err:
+            prefix = f"{self.source}: " if self.source else ""
+            raise ConfigError(f"{prefix}{_join(self.where, err.key)} {err.reason}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {self.key: self.name, **{k: _plain(v) for k, v in self.kwargs.items()}}
+
+
+@dataclass(frozen=True)
+class NormSpec(Spec):
+    """``critic.norm``: one of the registered critic normalizations (restore.norms)."""
+
+    registry: ClassVar[Registry] = NORMS
+
+
+@dataclass(frozen=True)
+class ArchSpec(Spec):
+    """A generator network: ``{arch: name, ...constructor kwargs}``."""
+
+    registry: ClassVar[Registry] = GENERATORS
+    key: ClassVar[str] = "arch"
+
+
+@dataclass(frozen=True)
+class CriticSpec(ArchSpec):
+    """A critic network plus its normalization block ``norm`` (default: none)."""
+
+    registry: ClassVar[Registry] = CRITICS
+    norm: NormSpec = NormSpec(name="none")
+    reserved: ClassVar[tuple[str, ...]] = ("norm",)
+
+    @classmethod
+    def _parse_reserved(cls, value: Mapping[str, Any], where: str, ctx: _Ctx) -> dict[str, Any]:
+        if "norm" not in value:
+            return {}
+        return {"norm": NormSpec.parse(value["norm"], _join(where, "norm"), ctx)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "norm": self.norm.to_dict()}
+
+
+# ----------------------------------------------------------------------------------------------- schema
+@dataclass(frozen=True)
+class PathOptions:
+    root: str = "runs"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Optimisation. Defaults follow the SAN paper Sec. 4.3 (Adam betas (0.5, 0.9), lr 2e-4, batch 32)."""
+
+    steps: int = 400_000
+    batch_size: int = 32
+    lr_g: float = 2.0e-4
+    lr_d: float = 2.0e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    critic_steps: int = 1
+    ema: float | None = None
+    amp: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise OptionValueError("steps", f"must be >= 0, got {self.steps}")
+        if self.batch_size < 1:
+            raise OptionValueError("batch_size", f"must be >= 1, got {self.batch_size}")
+        for key in ("lr_g", "lr_d"):
+            if getattr(self, key) <= 0:
+                raise OptionValueError(key, f"must be > 0, got {getattr(self, key)}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise OptionValueError("betas", f"must both be in [0, 1), got {list(self.betas)}")
+        if self.critic_steps < 1:
+            raise OptionValueError("critic_steps", f"must be >= 1, got {self.critic_steps}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise OptionValueError("ema", f"must be in (0, 1) or null, got {self.ema}")
+
+
+@dataclass(frozen=True)
+class ValOptions:
+    every: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise OptionValueError("every", f"must be >= 1, got {self.every}")
+
+
+@dataclass(frozen=True)
+class CheckpointOptions:
+    every: int = 5000
+    keep: int = 3
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise OptionValueError("every", f"must be >= 1, got {self.every}")
+        if self.keep < 1:
+            raise OptionValueError("keep", f"must be >= 1, got {self.keep}")
+
+
+@dataclass(frozen=True)
+class Options:
+    """A whole recipe (DESIGN.md, "Option files: the shared skeleton").
+
+    ``data`` and ``losses`` are free-form blocks here; the task that consumes them validates their contents.
+    """
+
+    name: str
+    task: Literal["sr", "spade", "stargan"]
+    seed: int = 0
+    path: PathOptions = PathOptions()
+    data: dict[str, Any] = field(default_factory=dict)
+    generator: ArchSpec | None = None
+    critic: CriticSpec | None = None
+    losses: dict[str, Any] = field(default_factory=dict)
+    train: TrainOptions = TrainOptions()
+    val: ValOptions = ValOptions()
+    checkpoint: CheckpointOptions = CheckpointOptions()
+    source: str = field(default="", compare=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Spec):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "source"}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def to_dict(options: Any) -> dict[str, Any]:
+    """Plain, YAML-safe dict of resolved options (what checkpoints store and `restore check` prints)."""
+    return _plain(options)
+
+
+def _import_registries() -> None:
+    """Registries fill when their packages are imported; config needs them all to validate."""
+    import restore.archs  # noqa: F401
+    import restore.norms  # noqa: F401
+
+
+def parse_options(data: Mapping[str, Any], source: str = "<options>", overrides: Sequence[str] = (),
+                  schema: type = Options) -> Any:
+    """Validate a plain dict (after applying ``--set`` overrides) into ``schema``."""
+    _import_registries()
+    data = _deep_copy(dict(data))
+    paths = []
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(data, keys, value)
+        paths.append(".".join(keys))
+    ctx = _Ctx(source=source, overrides=tuple(paths))
+    if "source" in data:
+        raise ctx.error("source", "is reserved (it records where the options were read from)")
+    opts = from_dict(schema, data, "", ctx)
+    if dataclasses.is_dataclass(opts) and any(f.name == "source" for f in dataclasses.fields(opts)):
+        opts = dataclasses.replace(opts, source=source)
+    return opts
+
+
+def load_options(path: str | Path, overrides: Sequence[str] = (), schema: type = Options) -> Any:
+    """Read a YAML recipe, apply ``--set`` overrides, validate. Errors are :class:`ConfigError`."""
+    return parse_options(read_yaml(path), source=str(path), overrides=overrides, schema=schema)
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
