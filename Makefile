@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 
 # Main job. Until the Gradio demo lands it runs the critic-normalization benchmark (quick settings).
 demo: install
-	$(PY) -m restore bench critic-step --quick
+	$(PY) bench/critic_step.py --quick
 
 test: install-dev
 	$(VENV)/bin/ruff check restore tests bench
@@ -19,7 +19,7 @@ install-dev:
 	VENV=$(VENV) bash scripts/install.sh dev
 
 bench: install
-	$(PY) -m restore bench critic-step
+	$(PY) bench/critic_step.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check restore tests bench

@@ -26,6 +26,11 @@ from restore.registry import CRITICS, GENERATORS, NORMS, OptionValueError, Regis
 class ConfigError(ValueError):
     """An option problem, phrased for people: ``<file>: <key.path> <what is wrong>``."""
 
+    def __init__(self, message: str, where: str = "", reason: str = ""):
+        super().__init__(message)
+        self.where = where
+        self.reason = reason or message
+
 
 # ----------------------------------------------------------------------------------------------- YAML reading
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -112,7 +117,8 @@ class _Ctx:
         return self.source
 
     def error(self, where: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.origin(where)}: {where} {message}" if where else f"{self.source}: {message}")
+        text = f"{self.origin(where)}: {where} {message}" if where else f"{self.source}: {message}"
+        return ConfigError(text, where=where, reason=message)
 
 
 def _join(where: str, key: str) -> str:
@@ -161,13 +167,19 @@ def coerce(value: Any, hint: Any, where: str, ctx: _Ctx) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own error is the right one
+            return coerce(value, options[0], where, ctx)
+        errors: list[ConfigError] = []
+        for option in options:
             try:
                 return coerce(value, option, where, ctx)
             except ConfigError as err:
-                errors.append(str(err).split(f"{where} ", 1)[-1])
-        raise ctx.error(where, " or ".join(dict.fromkeys(errors)))
+                errors.append(err)
+        nested = [e for e in errors if e.where != where]
+        if nested:  # the value had the right shape for one option but a key inside it was wrong
+            raise nested[0]
+        raise ctx.error(where, " or ".join(dict.fromkeys(e.reason for e in errors)))
     if hint is type(None):
         if value is not None:
             raise ctx.error(where, f"must be empty (null), got {_show(value)}")
@@ -188,7 +200,7 @@ def coerce(value: Any, hint: Any, where: str, ctx: _Ctx) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise ctx.error(where, f"must be a list of {len(args)} items, got {len(value)}: {list(value)}")
-            return tuple(coerce(v, a, f"{where}[{i}]", ctx) for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(coerce(v, a, f"{where}[{i}]", ctx) for i, (v, a) in enumerate(zip(value, args, strict=True)))
         item = args[0] if args else Any
         items = [coerce(v, item, f"{where}[{i}]", ctx) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple or hint is tuple else items

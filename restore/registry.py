@@ -90,8 +90,9 @@ class Registry(Generic[T]):
         params = self.parameters(name)
         for key in kwargs:
             if key not in params:
+                valid = ", ".join(params) or "(none)"
                 raise OptionValueError(key, f"is not an option of {self.kind} '{name}'"
-                                            f"{did_you_mean(key, list(params))}; valid: {', '.join(params) or '(none)'}")
+                                            f"{did_you_mean(key, list(params))}; valid: {valid}")
         return self.build(name, **kwargs)
 
 

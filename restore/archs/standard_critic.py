@@ -28,7 +28,7 @@ class StandardCNNCritic(nn.Module):
         strides = [1, 2, 1, 2, 1, 2, 1]
         layers: list[nn.Module] = []
         prev = in_channels
-        for ch, s in zip(chans, strides):
+        for ch, s in zip(chans, strides, strict=True):
             layers += [conv(prev, ch, 3, s, padding_mode), nn.LeakyReLU(negative_slope)]
             prev = ch
         self.features = nn.Sequential(*layers)

@@ -21,8 +21,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from restore.norms.base import CriticNorm, check_positive, input_gradients, per_sample, refuse_batchnorm, \
-    replace_scores, scores_of
+from restore.norms.base import (
+    CriticNorm,
+    check_positive,
+    input_gradients,
+    per_sample,
+    refuse_batchnorm,
+    replace_scores,
+    scores_of,
+)
 from restore.registry import NORMS
 
 

@@ -7,8 +7,15 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from restore.norms.base import Critic, CriticNorm, check_positive, input_gradients, per_sample, refuse_batchnorm, \
-    scores_of
+from restore.norms.base import (
+    Critic,
+    CriticNorm,
+    check_positive,
+    input_gradients,
+    per_sample,
+    refuse_batchnorm,
+    scores_of,
+)
 from restore.registry import NORMS, OptionValueError
 
 

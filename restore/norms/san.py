@@ -25,7 +25,7 @@ from torch.nn.utils import parametrize
 from restore.norms.base import CriticNorm, check_positive, weighted_layers
 from restore.registry import NORMS, OptionValueError
 
-# Largest number of complex FFT values held at once while scanning kernels (64 MB of complex64).
+# Largest number of complex DFT values held at once while scanning kernels (64 MB of complex64).
 _FFT_BUDGET = 1 << 23
 
 
@@ -79,6 +79,17 @@ def _fold(kernels: Tensor, size: tuple[int, int]) -> Tensor:
     return kernels
 
 
+def _max_dft_magnitude(kernels: Tensor, size: tuple[int, int]) -> Tensor:
+    """max over kernels and frequencies of |DFT_{H x W}| for kernels (K, kh, kw) with kh <= H, kw <= W.
+
+    Transforms along W on the kh kernel rows first, then pads to H for the second transform: ~25% faster on CPU
+    than rfft2 on the fully zero-padded kernels (bench: Table 4 critic). Only frequencies 0..W//2 are needed
+    along W since |F(-u, -v)| = |F(u, v)| for real kernels.
+    """
+    h, w = size
+    return torch.fft.fft(torch.fft.rfft(kernels, n=w, dim=-1), n=h, dim=-2).abs().amax()
+
+
 @torch.no_grad()
 def sparsity_aware_constant(weight: Tensor, size: int | tuple[int, int], *, dilation: int | tuple[int, int] = 1,
                             kernels: Tensor | None = None) -> Tensor:
@@ -100,11 +111,15 @@ def sparsity_aware_constant(weight: Tensor, size: int | tuple[int, int], *, dila
     chunk = max(1, _FFT_BUDGET // (h * (w // 2 + 1)))
     best = flat.new_zeros(())
     for start in range(0, flat.shape[0], chunk):
-        spec = torch.fft.rfft2(flat[start:start + chunk], s=(h, w))
-        # |z|^2 = re^2 + im^2, then one sqrt at the end (max of the half spectrum = max of the full one).
-        power = torch.view_as_real(spec).square().sum(-1).amax()
-        best = torch.maximum(best, power)
-    return best.sqrt()
+        best = torch.maximum(best, _max_dft_magnitude(flat[start:start + chunk], (h, w)))
+    return best
+
+
+def sparsity_aware_constant_fft(weight: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """The same constant by 2-D FFTs of the fully zero-padded kernels (the textbook route; a cross-check)."""
+    h, w = _pair(size)
+    flat = _fold(weight.detach().float().reshape(-1, weight.shape[2], weight.shape[3]), (h, w))
+    return torch.fft.rfft2(flat, s=(h, w)).abs().amax()
 
 
 @torch.no_grad()
@@ -268,5 +283,6 @@ __all__ = [
     "compensation_factor",
     "harmonic",
     "sparsity_aware_constant",
+    "sparsity_aware_constant_fft",
     "top_singular_value",
 ]

@@ -147,7 +147,8 @@ def test_linear_layers_use_top_singular_value():
     lin = nn.Linear(40, 7)
     SAN().apply(lin)
     sigma = float(lin.parametrizations.weight[0].sigma)
-    assert sigma == pytest.approx(float(torch.linalg.svdvals(lin.parametrizations.weight.original.detach())[0]), rel=1e-5)
+    original = lin.parametrizations.weight.original.detach()
+    assert sigma == pytest.approx(float(torch.linalg.svdvals(original)[0]), rel=1e-5)
     assert float(torch.linalg.svdvals(lin.weight.detach())[0]) == pytest.approx(1.0, rel=1e-5)
     assert float(top_singular_value(torch.randn(300, 3) * 2)) > 0
 
@@ -236,3 +237,14 @@ def test_option_errors_name_the_option():
         build_norm({"type": "san", "evry": 2})
     with pytest.raises(ValueError, match="unknown critic norm 'sam'.*did you mean 'san'"):
         build_norm({"type": "sam"})
+
+
+@pytest.mark.parametrize("shape,size", [((8, 5, 3, 3), (17, 32)), ((4, 4, 4, 4), (9, 9)), ((3, 2, 7, 7), (6, 11)),
+                                        ((2, 2, 1, 1), (5, 5))])
+def test_separable_dft_matches_2d_fft(shape, size):
+    from restore.norms.san import sparsity_aware_constant_fft
+
+    torch.manual_seed(0)
+    w = torch.randn(*shape)
+    assert float(sparsity_aware_constant(w, size)) == pytest.approx(float(sparsity_aware_constant_fft(w, size)),
+                                                                    rel=1e-5)
