@@ -139,6 +139,13 @@ class SANWeight(nn.Module):
         self.register_buffer("sigma", torch.ones((), dtype=torch.float32))
         self.register_buffer("size", torch.zeros(2, dtype=torch.long))  # conv input (H, W) sigma was computed for
         self.register_buffer("refreshes", torch.zeros((), dtype=torch.long))
+        # Host-side copy of the input size last checked, so a forward needs no device sync; cleared when a state
+        # dict is loaded (the stored size and sigma are then read once and trusted: exact resume).
+        self.seen: tuple[int, int] | None = None
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.seen = None
 
     def forward(self, weight: Tensor) -> Tensor:
         return weight / (self.gain * self.sigma).to(weight.dtype)
@@ -245,11 +252,14 @@ class SAN(CriticNorm):
 
     def _make_size_hook(self, index: int):
         def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-            x = args[0]
+            shape = (int(args[0].shape[-2]), int(args[0].shape[-1]))
             _, _, param = self._layers[index]
-            if int(param.size[0]) != x.shape[-2] or int(param.size[1]) != x.shape[-1]:
-                param.size.copy_(torch.tensor(x.shape[-2:], dtype=torch.long))
+            if param.seen == shape:
+                return
+            if tuple(param.size.tolist()) != shape:  # first input, or a new size: the constant depends on it
+                param.size.copy_(torch.tensor(shape, dtype=torch.long))
                 self._refresh(index)
+            param.seen = shape
 
         return hook
 

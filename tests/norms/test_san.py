@@ -183,10 +183,12 @@ def test_size_change_recomputes_constant():
     assert float(param.sigma) == pytest.approx(float(expected), rel=1e-6)
 
 
-def test_state_dict_round_trip_restores_constants_and_outputs():
+@pytest.mark.parametrize("ratio", [1.0, 0.25])
+def test_state_dict_round_trip_restores_constants_and_outputs(ratio):
+    """With ratio < 1 a re-computation would draw a new subset: equal outputs prove the stored sigma is used."""
+    spec = {"type": "san", "every": 2, "ratio": ratio}
     torch.manual_seed(0)
-    critic, norm = build_critic("standard_cnn", {"width": 4, "image_size": 16}, build_norm({"type": "san",
-                                                                                           "every": 2}))
+    critic, norm = build_critic("standard_cnn", {"width": 4, "image_size": 16}, build_norm(spec))
     x = torch.randn(3, 3, 16, 16)
     critic(x)
     with torch.no_grad():
@@ -197,12 +199,16 @@ def test_state_dict_round_trip_restores_constants_and_outputs():
     state, norm_state = critic.state_dict(), norm.state_dict()
     assert any(k.endswith("sigma") for k in state)
     torch.manual_seed(1)
-    other, other_norm = build_critic("standard_cnn", {"width": 4, "image_size": 16}, build_norm({"type": "san",
-                                                                                               "every": 2}))
+    other, other_norm = build_critic("standard_cnn", {"width": 4, "image_size": 16}, build_norm(spec))
+    other(x)  # a forward before loading (sizes seen) must not keep stale state either
     other.load_state_dict(state)
     other_norm.load_state_dict(norm_state)
-    assert torch.allclose(other(x), critic(x))
+    assert torch.equal(other(x), critic(x))
     assert other_norm.state_dict() == {"steps": 2}
+    for _ in range(2):  # and the next refreshes draw the same subsets as the original run would
+        norm.step()
+        other_norm.step()
+    assert torch.equal(other(x), critic(x))
 
 
 def test_non_circular_padding_is_an_error_naming_the_layer():
