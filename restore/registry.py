@@ -99,3 +99,5 @@ class Registry(Generic[T]):
 NORMS: Registry = Registry("critic norm", eager=True)
 CRITICS: Registry = Registry("critic architecture")
 GENERATORS: Registry = Registry("generator architecture")
+DATASETS: Registry = Registry("dataset")
+ADVERSARIAL: Registry = Registry("adversarial loss", eager=True)
