@@ -1,10 +1,11 @@
-"""Command line: ``restore check | norms`` (train / eval / infer arrive with the task pipelines)."""
+"""Command line: ``restore train | eval | infer | check | norms``."""
 
 from __future__ import annotations
 
 import argparse
 import inspect
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -38,6 +39,121 @@ def _cmd_norms(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train a recipe; resumes from the run folder's newest checkpoint when there is one."""
+    import random
+
+    import torch
+
+    from restore.engine import distributed
+    from restore.engine.checkpoint import latest_checkpoint
+    from restore.engine.trainer import Trainer, TrainingDiverged
+    from restore.tasks import build_task
+    from restore.weights import save_generator
+
+    opts = load_options(args.opt, args.set)
+    info, device = distributed.init_from_env(args.device)
+    try:
+        torch.manual_seed(opts.seed)  # same on every rank: identical initial weights (rank 0 is broadcast anyway)
+        random.seed(opts.seed)
+        task = build_task(opts)
+        torch.manual_seed(opts.seed + info.rank)  # per-rank stream for penalties' random draws
+        run_dir = Path(opts.path.root) / opts.name
+        trainer = Trainer(opts, task, run_dir, device, info, progress=not args.no_progress)
+        resume_from = args.resume if args.resume not in (None, "auto") else None
+        if args.resume is not None or latest_checkpoint(run_dir / "checkpoints") is not None:
+            path = trainer.resume(resume_from)
+            if path is not None and info.is_main:
+                print(f"resumed from {path} at step {trainer.step}")
+        try:
+            result = trainer.fit()
+        except TrainingDiverged as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 3
+        if info.is_main:
+            if result.stopped_early:
+                print(f"stopped at step {result.step}; checkpoint {result.checkpoint}")
+            else:
+                out = save_generator(trainer.export_generator(), run_dir / f"{opts.name}.safetensors",
+                                     arch=opts.generator.name, kwargs=dict(opts.generator.kwargs), task=opts.task,
+                                     extra={"steps": result.step, "critic_norm": to_dict(opts.critic.norm)
+                                            if opts.critic else None})
+                print(f"done: step {result.step}; checkpoint {result.checkpoint}; generator {out}")
+        return 0
+    finally:
+        distributed.cleanup()
+
+
+def _pick_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate an SR model (or bicubic) on benchmark folders: PSNR/SSIM (Y), NIQE, LPIPS."""
+    from restore.evaluation import evaluate_sr, format_table, write_csv, write_json
+
+    if args.task != "sr":
+        print(f"error: restore eval --task {args.task} is not available yet (available: sr)", file=sys.stderr)
+        return 2
+    if args.model == "bicubic":
+        upscale = "bicubic"
+    else:
+        upscale = _model_upscaler(args)
+    metrics = tuple(m for m in ("psnr", "ssim", "niqe", "lpips") if not (m == "lpips" and args.no_lpips))
+    result = evaluate_sr(upscale, args.data, scale=args.scale, metrics=metrics, lpips_weights=args.lpips_weights,
+                         progress=True)
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+    if args.csv:
+        write_csv(result, args.csv)
+    return 0
+
+
+def _model_upscaler(args: argparse.Namespace):
+    import torch
+
+    from restore.inference.tiling import tiled_forward
+    from restore.weights import load_generator
+
+    device = _pick_device(args.device)
+    model, desc = load_generator(args.model, device)
+    scale = int(desc["kwargs"].get("scale", getattr(model, "scale", 4)))
+    if hasattr(args, "scale") and args.scale != scale:
+        raise SystemExit(f"error: --scale {args.scale} but {args.model} upscales x{scale}")
+
+    def upscale(lq):
+        x = torch.from_numpy(lq).permute(2, 0, 1).unsqueeze(0).float()
+        y = tiled_forward(model, x, scale, tile=args.tile, device=device)
+        return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+    return upscale
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    """Upscale an image or a folder with a trained generator (tiled, any size)."""
+    from restore.inference.upscale import upscale_paths
+    from restore.weights import load_generator
+
+    device = _pick_device(args.device)
+    model, desc = load_generator(args.model, device)
+    if desc.get("task", "sr") != "sr":
+        print(f"error: {args.model} is a {desc.get('task')} model; restore infer handles sr for now", file=sys.stderr)
+        return 2
+    scale = int(desc["kwargs"].get("scale", getattr(model, "scale", 4)))
+    outputs = upscale_paths(model, [Path(p) for p in args.inputs], Path(args.output), scale,
+                            outscale=args.outscale, tile=args.tile or None, overlap=args.overlap, device=device,
+                            half=args.half)
+    print(f"wrote {len(outputs)} image(s) to {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="restore", description="Image-restoration GANs with swappable critic norms.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -48,6 +164,39 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_check)
     norms = sub.add_parser("norms", help="list the critic normalizations and their options")
     norms.set_defaults(func=_cmd_norms)
+
+    train = sub.add_parser("train", help="train a recipe (auto-resumes from the run folder)")
+    train.add_argument("-opt", "--opt", required=True, help="YAML option file")
+    train.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override an option")
+    train.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
+                       help="resume from CHECKPOINT, or from the run folder's newest (the default when one exists)")
+    train.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
+    train.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("eval", help="PSNR/SSIM (Y) / NIQE / LPIPS of a model or bicubic on benchmark folders")
+    ev.add_argument("--task", default="sr", choices=["sr", "spade", "stargan"])
+    ev.add_argument("--model", required=True, help="weights (.safetensors / checkpoint) or 'bicubic'")
+    ev.add_argument("--data", action="append", required=True, help="folder of HR images (repeatable)")
+    ev.add_argument("--scale", type=int, default=4)
+    ev.add_argument("--json", help="write the results as JSON")
+    ev.add_argument("--csv", help="write per-image rows as CSV")
+    ev.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
+    ev.add_argument("--lpips-weights", help="AlexNet ImageNet features file for LPIPS")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--tile", type=int, default=512, help="LR tile size for large images")
+    ev.set_defaults(func=_cmd_eval)
+
+    inf = sub.add_parser("infer", help="upscale an image or a folder")
+    inf.add_argument("--model", required=True, help="generator weights (.safetensors or checkpoint)")
+    inf.add_argument("inputs", nargs="+", help="image file(s) or folder(s)")
+    inf.add_argument("-o", "--output", required=True, help="output file or folder")
+    inf.add_argument("--outscale", type=float, help="final scale (default: the model's)")
+    inf.add_argument("--tile", type=int, default=256, help="LR tile size (0: no tiling)")
+    inf.add_argument("--overlap", type=int, default=16, help="LR pixels of context around each tile")
+    inf.add_argument("--device", default="auto")
+    inf.add_argument("--half", action="store_true", help="fp16 (CUDA only)")
+    inf.set_defaults(func=_cmd_infer)
     return ap
 
 
@@ -55,6 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as err:
+    except (ConfigError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal, Union
 
 import yaml
 
-from restore.registry import CRITICS, GENERATORS, NORMS, OptionValueError, Registry, did_you_mean
+from restore.registry import CRITICS, DATASETS, GENERATORS, NORMS, OptionValueError, Registry, did_you_mean
 
 
 class ConfigError(ValueError):
@@ -354,10 +354,30 @@ class CriticSpec(ArchSpec):
         return {**super().to_dict(), "norm": self.norm.to_dict()}
 
 
+@dataclass(frozen=True)
+class DatasetSpec(Spec):
+    """A dataset: ``{type: name, ...constructor kwargs}`` from restore.data."""
+
+    registry: ClassVar[Registry] = DATASETS
+
+
 # ----------------------------------------------------------------------------------------------- schema
 @dataclass(frozen=True)
 class PathOptions:
     root: str = "runs"
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Training and validation sets, and DataLoader workers per process."""
+
+    train: DatasetSpec | None = None
+    val: DatasetSpec | None = None
+    num_workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise OptionValueError("num_workers", f"must be >= 0, got {self.num_workers}")
 
 
 @dataclass(frozen=True)
@@ -371,7 +391,12 @@ class TrainOptions:
     betas: tuple[float, float] = (0.5, 0.9)
     critic_steps: int = 1
     ema: float | None = None
-    amp: bool = False
+    lr_milestones: tuple[float, ...] = (0.125, 0.25, 0.5, 0.75)  # fractions of steps (SAN paper Sec. 4.3)
+    lr_gamma: float = 0.5
+    amp: Literal["none", "bf16", "fp16"] = "none"  # CUDA only; ignored on CPU
+    channels_last: bool = True  # CUDA only
+    log_every: int = 50
+    pretrained_generator: str | None = None  # weights (.safetensors or checkpoint) to initialise the generator
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -387,11 +412,20 @@ class TrainOptions:
             raise OptionValueError("critic_steps", f"must be >= 1, got {self.critic_steps}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise OptionValueError("ema", f"must be in (0, 1) or null, got {self.ema}")
+        if not all(0 < m < 1 for m in self.lr_milestones):
+            raise OptionValueError("lr_milestones", f"must be fractions of the run in (0, 1), got "
+                                                    f"{list(self.lr_milestones)}")
+        if not 0 < self.lr_gamma <= 1:
+            raise OptionValueError("lr_gamma", f"must be in (0, 1], got {self.lr_gamma}")
+        if self.log_every < 1:
+            raise OptionValueError("log_every", f"must be >= 1, got {self.log_every}")
 
 
 @dataclass(frozen=True)
 class ValOptions:
     every: int = 5000
+    max_images: int | None = None  # validate on the first N images only (None: all)
+    samples: int = 4  # images in the sample grid written to TensorBoard and samples/
 
     def __post_init__(self) -> None:
         if self.every < 1:
@@ -414,14 +448,14 @@ class CheckpointOptions:
 class Options:
     """A whole recipe (DESIGN.md, "Option files: the shared skeleton").
 
-    ``data`` and ``losses`` are free-form blocks here; the task that consumes them validates their contents.
+    ``losses`` differ by task: the task validates that block with :func:`parse_block` (same error format).
     """
 
     name: str
     task: Literal["sr", "spade", "stargan"]
     seed: int = 0
     path: PathOptions = PathOptions()
-    data: dict[str, Any] = field(default_factory=dict)
+    data: DataOptions = DataOptions()
     generator: ArchSpec | None = None
     critic: CriticSpec | None = None
     losses: dict[str, Any] = field(default_factory=dict)
@@ -448,9 +482,16 @@ def to_dict(options: Any) -> dict[str, Any]:
     return _plain(options)
 
 
+def parse_block(schema: type, data: Any, where: str, source: str) -> Any:
+    """Validate one option block (e.g. a task's ``losses``) with the same messages as the whole file."""
+    return from_dict(schema, data, where, _Ctx(source=source))
+
+
 def _import_registries() -> None:
     """Registries fill when their packages are imported; config needs them all to validate."""
     import restore.archs  # noqa: F401
+    import restore.data  # noqa: F401
+    import restore.losses  # noqa: F401
     import restore.norms  # noqa: F401
 
 

@@ -1,0 +1,1 @@
+"""Training engine: the loop, checkpoints, resumable sampling and distributed set-up, shared by all tasks."""

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+import torch
+
+from restore.engine.trainer import Trainer, TrainingDiverged
+from restore.registry import NORMS
+from tests.engine.toy import ToyTask, toy_options
+
+
+def make(tmp_path, norm="none", steps=6, **kw):
+    opts = toy_options(tmp_path, norm=norm, steps=steps)
+    torch.manual_seed(0)
+    task = ToyTask(opts, **kw)
+    return Trainer(opts, task, tmp_path / "run", torch.device("cpu"), progress=False)
+
+
+def weights(trainer):
+    return {**{f"g.{k}": v for k, v in trainer.G.state_dict().items()},
+            **{f"d.{k}": v for k, v in trainer.D.state_dict().items()},
+            **{f"e.{k}": v for k, v in trainer.ema.module.state_dict().items()}}
+
+
+@pytest.mark.parametrize("norm", NORMS.names())
+def test_every_norm_trains_and_logs(tmp_path, norm):
+    t = make(tmp_path, norm, steps=4)
+    result = t.fit()
+    assert result.step == 4 and not result.stopped_early
+    assert all(torch.isfinite(torch.tensor(v)) for v in result.last_scalars.values())
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {"g/total", "d/total", "lr/g"} <= set(lines[0]) and any("val/l1" in line for line in lines)
+    assert (tmp_path / "run" / "samples" / "step_00000003.png").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "step_00000004.pt").is_file()
+
+
+@pytest.mark.parametrize("norm", ["san", "gp", "bsn"])
+def test_resume_is_bit_identical(tmp_path, norm):
+    straight = make(tmp_path / "a", norm, steps=6)
+    straight.fit()
+    first = make(tmp_path / "b", norm, steps=6)
+    assert first.fit(stop_at=3).stopped_early  # an interrupted run of the same recipe: step_00000003.pt
+    second = make(tmp_path / "b", norm, steps=6)
+    assert second.resume() is not None and second.step == 3
+    second.fit()
+    a, b = weights(straight), weights(second)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert straight.opt_g.state_dict()["state"][0]["exp_avg"].equal(second.opt_g.state_dict()["state"][0]["exp_avg"])
+    assert straight.norm.state_dict() == second.norm.state_dict()
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path):
+    t = make(tmp_path, steps=10, nan_at=5)
+    message = r"non-finite loss at step 5 \(g/total.*Last good checkpoint: .*step_00000003"
+    with pytest.raises(TrainingDiverged, match=message):
+        t.fit()
+    assert (tmp_path / "run" / "checkpoints" / "step_00000003.pt").is_file()
+
+
+def test_sigint_writes_a_checkpoint_and_stops(tmp_path):
+    t = make(tmp_path, steps=10, signal_at=2)
+    result = t.fit()
+    assert result.stopped_early and result.step == 2
+    assert (tmp_path / "run" / "checkpoints" / "step_00000002.pt").is_file()
+    again = make(tmp_path, steps=10)
+    again.resume()
+    assert again.step == 2
+
+
+def test_lr_halves_at_milestones(tmp_path):
+    opts = toy_options(tmp_path, steps=8, lr_milestones=[0.25, 0.5])
+    t = Trainer(opts, ToyTask(opts), tmp_path / "run", torch.device("cpu"), progress=False)
+    t.fit()
+    assert t.opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 / 4)
