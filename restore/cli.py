@@ -66,13 +66,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if path is not None and info.is_main:
                 print(f"resumed from {path} at step {trainer.step}")
         try:
-            result = trainer.fit()
+            result = trainer.fit(stop_at=args.until)
         except TrainingDiverged as err:
             print(f"error: {err}", file=sys.stderr)
             return 3
         if info.is_main:
             if result.stopped_early:
-                print(f"stopped at step {result.step}; checkpoint {result.checkpoint}")
+                print(f"paused at step {result.step}; checkpoint {result.checkpoint} "
+                      "(the same command continues from there)")
             else:
                 out = save_generator(trainer.export_generator(), run_dir / f"{opts.name}.safetensors",
                                      arch=opts.generator.name, kwargs=dict(opts.generator.kwargs), task=opts.task,
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override an option")
     train.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                        help="resume from CHECKPOINT, or from the run folder's newest (the default when one exists)")
+    train.add_argument("--until", type=int, metavar="STEP",
+                       help="pause at STEP with a checkpoint (train in chunks; rerun to continue)")
     train.add_argument("--device", default="auto", help="auto | cpu | cuda")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
     train.set_defaults(func=_cmd_train)

@@ -29,6 +29,7 @@ class PerceptualLossOptions:
     layers: dict[str, float] | None = None
     weights: str | None = None
     criterion: Literal["l1", "l2"] = "l1"
+    download: bool = True  # fetch torchvision's ImageNet weights into the hub cache when missing
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class SRTask:
             from restore.losses.perceptual import PerceptualLoss
 
             self.perceptual = PerceptualLoss(network=p.network, layers=p.layers, weights=p.weights,
-                                             criterion=p.criterion)
+                                             criterion=p.criterion, download=p.download)
         self._device: Any = None
         self._check_sizes()
 
