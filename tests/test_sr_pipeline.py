@@ -56,3 +56,23 @@ def test_cli_errors_name_the_problem(in_repo, tmp_path, capsys):
     assert "data.train.gt_size is 64 but critic.image_size is 32" in capsys.readouterr().err
     assert main(["infer", "--model", str(tmp_path / "missing.safetensors"), "x.png", "-o", "y.png"]) == 2
     assert "model weights not found" in capsys.readouterr().err
+
+
+def test_tiled_equals_untiled_for_the_real_generator(shared):
+    """The issue's criterion: within 1/255 on an image small enough for both (full-size SRResNet, real photo)."""
+    import torch
+    import torch.nn.functional as F
+
+    from restore.archs.srresnet import SRResNet
+    from restore.data.io import read_image
+    from restore.inference.tiling import tiled_forward
+
+    img = read_image(shared / "data" / "sr-bench" / "Set5" / "butterfly.png").rgb[:160, :128]
+    lq = F.avg_pool2d(torch.from_numpy(img).permute(2, 0, 1)[None].float(), 2)  # 80 x 64 LR
+    torch.manual_seed(0)
+    model = SRResNet().eval()
+    with torch.no_grad():
+        full = model(lq).clamp(0, 1)
+    for tile in (48, 56):  # tiles that do not divide the image
+        tiled = tiled_forward(model, lq, 4, tile=tile, overlap=16).clamp(0, 1)
+        assert float((tiled - full).abs().max()) <= 1 / 255
