@@ -18,8 +18,14 @@ def in_repo(shared, monkeypatch):
 
 
 def smoke(tmp_path, *sets):
+    from tests.conftest import SHARED
+
+    data = SHARED / "data"
+    paths = ["--set", f"data.train.roots=[{data / 'sr-train' / 'sun_hays80'}]",
+             "--set", f"data.val.root={data / 'sr-bench' / 'Set5'}",
+             "--set", f"losses.perceptual.weights={SHARED / 'weights' / 'vgg16_imagenet_features.pth'}"]
     return main(["train", "-opt", "options/train/sr/x4_smoke.yml", "--no-progress", "--set", f"path.root={tmp_path}",
-                 "--set", "train.steps=3", "--set", "val.every=3", "--set", "checkpoint.every=3", *sets])
+                 "--set", "train.steps=3", "--set", "val.every=3", "--set", "checkpoint.every=3", *paths, *sets])
 
 
 @pytest.mark.parametrize("norm", NORMS.names())
