@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from restore.norms.base import per_sample, scores_of
+from restore.norms.base import input_gradients, per_sample, scores_of
 
 
 @torch.no_grad()
@@ -53,9 +53,8 @@ def input_gradient_norms(critic: Callable[[Tensor], object], x: Tensor) -> Tenso
     """Per-sample ||grad_x D(x)|| (N,), D = the per-sample mean of each score map, summed over scales."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        total = sum(per_sample(s).sum() for s in scores_of(critic(x)))
-        (grad,) = torch.autograd.grad(total, x)
-    return grad.flatten(1).norm(dim=1)
+        score = sum(per_sample(s) for s in scores_of(critic(x)))
+        return input_gradients(score, [x], create_graph=False).sqrt()
 
 
 def finite_difference_lipschitz(critic: Callable[[Tensor], object], x: Tensor, deltas: tuple[float, ...] = (
