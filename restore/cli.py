@@ -6,6 +6,7 @@ import argparse
 import inspect
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -47,7 +48,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from restore.engine import distributed
     from restore.engine.checkpoint import latest_checkpoint
-    from restore.engine.trainer import Trainer, TrainingDiverged
+    from restore.engine.trainer import Trainer, TrainingDiverged, generator_description
     from restore.tasks import build_task
     from restore.weights import save_generator
 
@@ -75,10 +76,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 print(f"paused at step {result.step}; checkpoint {result.checkpoint} "
                       "(the same command continues from there)")
             else:
+                gen = generator_description(opts, task, trainer.G)
                 out = save_generator(trainer.export_generator(), run_dir / f"{opts.name}.safetensors",
-                                     arch=opts.generator.name, kwargs=dict(opts.generator.kwargs), task=opts.task,
-                                     extra={"steps": result.step, "critic_norm": to_dict(opts.critic.norm)
-                                            if opts.critic else None})
+                                     arch=gen["type"], kwargs=gen["kwargs"], task=opts.task,
+                                     extra={**gen["extra"], "steps": result.step,
+                                            "critic_norm": to_dict(opts.critic.norm) if opts.critic else None})
                 print(f"done: step {result.step}; checkpoint {result.checkpoint}; generator {out}")
         return 0
     finally:
@@ -100,8 +102,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from restore.evaluation import evaluate_sr, format_table, write_csv, write_json
 
     if args.task != "sr":
-        print(f"error: restore eval --task {args.task} is not available yet (available: sr)", file=sys.stderr)
-        return 2
+        return _eval_translation(args)
     if args.model == "bicubic":
         upscale = "bicubic"
     else:
@@ -114,6 +115,80 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         write_json(result, args.json)
     if args.csv:
         write_csv(result, args.csv)
+    return 0
+
+
+EVAL_SPLITS = {"cityscapes": "val", "coco_stuff": "val", "ade20k": "validation", "cmp_facades": "test",
+               "label2photo_folder": None, "celeba": "test", "utkface": "test", "attribute_folder": "test"}
+
+
+def eval_dataset(desc: dict[str, Any], root: str, dataset: str | None, split: str | None, overrides: list[str],
+                 train: bool = False) -> Any:
+    """The evaluation (or, for StarGAN's real domain images, training) split a model's own data block describes,
+    rooted at ``root``; ``--dataset``/``--split``/``--data-opt key=value`` change it."""
+    import yaml
+
+    import restore.data  # noqa: F401
+    from restore.registry import DATASETS
+
+    stored = desc.get("data") or {}
+    name = dataset or stored.get("type")
+    if name is None:
+        raise ValueError("the model file does not record its data set type; pass --dataset (one of "
+                         f"{', '.join(DATASETS.names())})")
+    kwargs = dict(stored.get("kwargs", {})) if name == stored.get("type") else {}
+    params = DATASETS.parameters(name)
+    root_key = "root" if "root" in params else "labels"
+    kwargs[root_key] = root
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        if not sep or key not in params:
+            raise ValueError(f"--data-opt {text!r}: expected KEY=VALUE with KEY one of {', '.join(params)}")
+        kwargs[key] = yaml.safe_load(value)
+    split = "train" if train else (split or EVAL_SPLITS.get(name))
+    if split is not None and "split" in params:
+        kwargs["split"] = split
+    for key, value in (("random", False), ("flip", False)):
+        if key in params:
+            kwargs[key] = value
+    return DATASETS.build_checked(name, kwargs)
+
+
+def _eval_translation(args: argparse.Namespace) -> int:
+    """FID (SPADE) or per-domain FID + attribute accuracy (StarGAN) of a model on its data set's held-out split."""
+    from restore.evaluation import write_json
+    from restore.translation_eval import evaluate_spade, evaluate_stargan, format_translation
+    from restore.weights import load_generator
+
+    device = _pick_device(args.device)
+    model, desc = load_generator(args.model, device)
+    if desc.get("task") != args.task:
+        raise ValueError(f"{args.model} is a {desc.get('task')} model, not {args.task}")
+    from restore.metrics.fid import InceptionFeatures
+
+    features = InceptionFeatures(path=args.inception, device=device) if not args.no_fid else None
+    data = eval_dataset(desc, args.data[0], args.dataset, args.split, args.data_opt)
+    if args.task == "spade":
+        if features is None:
+            raise ValueError("--no-fid leaves nothing to compute for SPADE")
+        result = evaluate_spade(model, desc, data, features, limit=args.limit)
+    else:
+        train = eval_dataset(desc, args.data[0], args.dataset, None, args.data_opt, train=True)
+        classifier = None
+        if args.classifier:
+            classifier, cdesc = load_generator(args.classifier, device)
+            if cdesc.get("attribute_names") != desc["attribute_names"]:
+                raise ValueError(f"{args.classifier} classifies {cdesc.get('attribute_names')}, but the model "
+                                 f"translates {desc['attribute_names']}")
+        result = evaluate_stargan(model, desc, data, train, features, classifier, limit=args.limit,
+                                  max_real=args.max_real)
+    result["model"] = str(args.model)
+    text = format_translation(result)
+    print(text)
+    if args.json:
+        write_json(result, args.json)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
     return 0
 
 
@@ -144,9 +219,32 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
     device = _pick_device(args.device)
     model, desc = load_generator(args.model, device)
-    if desc.get("task", "sr") != "sr":
-        print(f"error: {args.model} is a {desc.get('task')} model; restore infer handles sr for now", file=sys.stderr)
-        return 2
+    task = desc.get("task", "sr")
+    if task == "spade":
+        from restore.inference.translate import spade_paths
+
+        palette = None
+        if args.palette:
+            from restore.data.label2photo import read_palette
+
+            palette = read_palette(args.palette)[0]
+        outputs = spade_paths(model, desc, [Path(p) for p in args.inputs], Path(args.output), palette=palette,
+                              instances=Path(args.instances) if args.instances else None,
+                              keep_size=args.keep_size, seed=args.seed)
+        print(f"wrote {len(outputs)} photo(s) to {args.output}")
+        return 0
+    if task == "stargan":
+        from restore.inference.translate import stargan_paths
+
+        classifier = load_generator(args.classifier, device)[0] if args.classifier else None
+        outputs = stargan_paths(model, desc, [Path(p) for p in args.inputs], Path(args.output), args.set,
+                                classifier=classifier)
+        print(f"wrote {len(outputs)} image(s) to {args.output}")
+        return 0
+    if task != "sr":
+        raise ValueError(f"{args.model} is a {task} model; restore infer runs sr, spade and stargan models")
+    if args.set:
+        raise ValueError("--set NAME=VALUE chooses attributes of a StarGAN model; this is an SR model")
     scale = int(desc["kwargs"].get("scale", getattr(model, "scale", 4)))
     outputs = upscale_paths(model, [Path(p) for p in args.inputs], Path(args.output), scale,
                             outscale=args.outscale, tile=args.tile or None, overlap=args.overlap, device=device,
@@ -177,10 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
     train.set_defaults(func=_cmd_train)
 
-    ev = sub.add_parser("eval", help="PSNR/SSIM (Y) / NIQE / LPIPS of a model or bicubic on benchmark folders")
+    ev = sub.add_parser("eval", help="SR: PSNR/SSIM (Y)/NIQE/LPIPS on benchmark folders; spade/stargan: FID "
+                                     "(+ attribute accuracy) on a held-out split")
     ev.add_argument("--task", default="sr", choices=["sr", "spade", "stargan"])
     ev.add_argument("--model", required=True, help="weights (.safetensors / checkpoint) or 'bicubic'")
-    ev.add_argument("--data", action="append", required=True, help="folder of HR images (repeatable)")
+    ev.add_argument("--data", action="append", required=True,
+                    help="SR: folder of HR images (repeatable); spade/stargan: the data set root")
     ev.add_argument("--scale", type=int, default=4)
     ev.add_argument("--json", help="write the results as JSON")
     ev.add_argument("--csv", help="write per-image rows as CSV")
@@ -188,9 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--lpips-weights", help="AlexNet ImageNet features file for LPIPS")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--tile", type=int, default=512, help="LR tile size for large images")
+    ev.add_argument("--dataset", help="spade/stargan: data set type (default: the one the model was trained on)")
+    ev.add_argument("--split", help="spade/stargan: split to evaluate (default: the data set's held-out split)")
+    ev.add_argument("--data-opt", action="append", default=[], metavar="KEY=VALUE",
+                    help="spade/stargan: change one data set option (repeatable)")
+    ev.add_argument("--classifier", help="stargan: attribute classifier weights (task attributes) for accuracy")
+    ev.add_argument("--inception", help="FID Inception TorchScript file (default: found automatically)")
+    ev.add_argument("--no-fid", action="store_true", help="stargan: accuracies only")
+    ev.add_argument("--limit", type=int, help="spade/stargan: evaluate the first N images of the split")
+    ev.add_argument("--max-real", type=int, help="stargan: at most N real training images per domain")
+    ev.add_argument("--markdown", help="write the table as markdown")
     ev.set_defaults(func=_cmd_eval)
 
-    inf = sub.add_parser("infer", help="upscale an image or a folder")
+    inf = sub.add_parser("infer", help="run a model on images or folders: upscale (sr), label map -> photo (spade), "
+                                       "change face attributes (stargan)")
     inf.add_argument("--model", required=True, help="generator weights (.safetensors or checkpoint)")
     inf.add_argument("inputs", nargs="+", help="image file(s) or folder(s)")
     inf.add_argument("-o", "--output", required=True, help="output file or folder")
@@ -199,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--overlap", type=int, default=16, help="LR pixels of context around each tile")
     inf.add_argument("--device", default="auto")
     inf.add_argument("--half", action="store_true", help="fp16 (CUDA only)")
+    inf.add_argument("--set", action="append", default=[], metavar="NAME=0|1",
+                     help="stargan: target attribute (repeatable), e.g. --set Male=1")
+    inf.add_argument("--classifier", help="stargan: attribute classifier that reads the attributes you do not set")
+    inf.add_argument("--palette", help="spade: palette file for colour-coded label maps (default: the model's)")
+    inf.add_argument("--instances", help="spade: folder of instance-id maps matched by file stem")
+    inf.add_argument("--keep-size", action="store_true", help="spade: resize the photo to the label map's size")
+    inf.add_argument("--seed", type=int, default=0, help="spade (VAE models): style seed")
     inf.set_defaults(func=_cmd_infer)
     return ap
 

@@ -40,6 +40,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: dict[Any, Any] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged keys may be overridden explicitly
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             mark = key_node.start_mark
@@ -393,6 +395,10 @@ class TrainOptions:
     ema: float | None = None
     lr_milestones: tuple[float, ...] = (0.125, 0.25, 0.5, 0.75)  # fractions of steps (SAN paper Sec. 4.3)
     lr_gamma: float = 0.5
+    # "multistep": multiply by lr_gamma at each milestone; "linear": constant, then a straight line to exactly 0 at
+    # the last step, starting at fraction lr_decay_start of the run (StarGAN/SAN: decay over the last third)
+    lr_schedule: Literal["multistep", "linear"] = "multistep"
+    lr_decay_start: float = 0.5
     amp: Literal["none", "bf16", "fp16"] = "none"  # CUDA only; ignored on CPU
     channels_last: bool = True  # CUDA only
     log_every: int = 50
@@ -415,6 +421,9 @@ class TrainOptions:
         if not all(0 < m < 1 for m in self.lr_milestones):
             raise OptionValueError("lr_milestones", f"must be fractions of the run in (0, 1), got "
                                                     f"{list(self.lr_milestones)}")
+        if not 0 <= self.lr_decay_start < 1:
+            raise OptionValueError("lr_decay_start", f"must be a fraction of the run in [0, 1), got "
+                                                     f"{self.lr_decay_start}")
         if not 0 < self.lr_gamma <= 1:
             raise OptionValueError("lr_gamma", f"must be in (0, 1], got {self.lr_gamma}")
         if self.log_every < 1:
@@ -452,7 +461,7 @@ class Options:
     """
 
     name: str
-    task: Literal["sr", "spade", "stargan"]
+    task: Literal["sr", "spade", "stargan", "attributes"]
     seed: int = 0
     path: PathOptions = PathOptions()
     data: DataOptions = DataOptions()

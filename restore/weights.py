@@ -55,7 +55,8 @@ def read_generator(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Te
     if "generator" not in state:
         raise ValueError(f"{path}: not a restore checkpoint (no 'generator' entry)")
     gen = state["generator"]
-    desc = {"arch": gen["type"], "kwargs": gen["kwargs"], "task": state.get("config", {}).get("task", "sr")}
+    desc = {**gen.get("extra", {}), "arch": gen["type"], "kwargs": gen["kwargs"],
+            "task": state.get("config", {}).get("task", "sr")}
     return desc, state["ema"] if state.get("ema") is not None else gen["state"]
 
 

@@ -1,3 +1,14 @@
 """Networks, one module per family, imported explicitly here (no filename auto-discovery)."""
 
-from restore.archs import layers, rrdb, srresnet, standard_critic, vgg_critic  # noqa: F401  (registers the architectures)
+# noqa below: the imports register the architectures
+from restore.archs import (  # noqa: F401
+    classifier,
+    layers,
+    patch_critic,
+    rrdb,
+    spade,
+    srresnet,
+    standard_critic,
+    stargan,
+    vgg_critic,
+)

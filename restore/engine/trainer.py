@@ -75,6 +75,38 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+def linear_decay(steps: int, start_fraction: float):
+    """LR factor for step s: 1 until ``start_fraction * steps``, then a straight line reaching exactly 0 at ``steps``.
+
+    (StarGAN's reference subtracts lr/decay_iters only every 1,000 iterations and so ends near 0.999 of the start
+    value; this one really ends at 0.)"""
+    start = round(start_fraction * steps)
+    span = max(1, steps - start)
+
+    def factor(s: int) -> float:
+        return 1.0 if s < start else max(0.0, 1.0 - (s - start) / span)
+
+    return factor
+
+
+def make_scheduler(opt: torch.optim.Optimizer, t: Any) -> torch.optim.lr_scheduler.LRScheduler:
+    """The schedule ``train.lr_schedule`` names, stepped once per generator step."""
+    if t.lr_schedule == "linear":
+        return torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(t.steps, t.lr_decay_start))
+    milestones = sorted({max(1, round(m * t.steps)) for m in t.lr_milestones})
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones, t.lr_gamma)
+
+
+def generator_description(opts: Options, task: Any, generator: nn.Module) -> dict[str, Any]:
+    """{"type", "kwargs", "extra"} of the generator: tasks that derive kwargs from the data (SPADE's label
+    channels) or carry what inference needs (palettes, attribute names) provide ``describe_generator()``."""
+    describe = getattr(task, "describe_generator", None)
+    if describe is not None:
+        return describe()
+    return {"type": opts.generator.name if opts.generator else type(generator).__name__,
+            "kwargs": dict(opts.generator.kwargs) if opts.generator else {}, "extra": {}}
+
+
 class Trainer:
     """Runs ``task`` for ``opts.train.steps`` steps in ``run_dir`` (checkpoints/, tb/, samples/, metrics.jsonl)."""
 
@@ -99,10 +131,8 @@ class Trainer:
             if self.dist.enabled else self.G
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=t.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=t.betas) if self.D is not None else None
-        milestones = sorted({max(1, round(m * t.steps)) for m in t.lr_milestones})
-        self.sched_g = torch.optim.lr_scheduler.MultiStepLR(self.opt_g, milestones, t.lr_gamma)
-        self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, milestones, t.lr_gamma) \
-            if self.opt_d is not None else None
+        self.sched_g = make_scheduler(self.opt_g, t)
+        self.sched_d = make_scheduler(self.opt_d, t) if self.opt_d is not None else None
         self.ema = EMA(self.G, t.ema) if t.ema else None
         scaler_on = self.amp_dtype is torch.float16
         self.scaler_g = torch.amp.GradScaler("cuda", enabled=scaler_on)
@@ -130,9 +160,7 @@ class Trainer:
         return {
             "step": self.step,
             "config": to_dict(self.opts),
-            "generator": {"type": self.opts.generator.name if self.opts.generator else type(self.G).__name__,
-                          "kwargs": dict(self.opts.generator.kwargs) if self.opts.generator else {},
-                          "state": self.G.state_dict()},
+            "generator": {**generator_description(self.opts, self.task, self.G), "state": self.G.state_dict()},
             "critic": self.D.state_dict() if self.D is not None else None,
             "ema": self.ema.module.state_dict() if self.ema else None,
             "opt_g": self.opt_g.state_dict(),

@@ -11,4 +11,16 @@ def build_task(opts: Any) -> Any:
         from restore.tasks.sr import SRTask
 
         return SRTask(opts)
-    raise NotImplementedError(f"{opts.source}: task '{opts.task}' has no training pipeline yet (available: sr)")
+    if opts.task == "spade":
+        from restore.tasks.spade import SPADETask
+
+        return SPADETask(opts)
+    if opts.task == "stargan":
+        from restore.tasks.stargan import StarGANTask
+
+        return StarGANTask(opts)
+    if opts.task == "attributes":
+        from restore.tasks.attributes import AttributeClassifierTask
+
+        return AttributeClassifierTask(opts)
+    raise NotImplementedError(f"{opts.source}: task '{opts.task}' has no training pipeline")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -11,39 +11,13 @@ from torch import Tensor, nn
 
 from restore.config import ConfigError, Options, parse_block
 from restore.norms import CriticNorm, NoNorm
-from restore.registry import ADVERSARIAL, OptionValueError
-
-
-@dataclass(frozen=True)
-class ContentLossOptions:
-    weight: float = 1.0
-    type: Literal["l1"] = "l1"
-
-
-@dataclass(frozen=True)
-class PerceptualLossOptions:
-    """VGG features before activation (SAN paper / ESRGAN: VGG19 conv5_4; VGG16 conv5_3 offline here)."""
-
-    weight: float = 1.0
-    network: Literal["vgg19", "vgg16"] = "vgg19"
-    layers: dict[str, float] | None = None
-    weights: str | None = None
-    criterion: Literal["l1", "l2"] = "l1"
-    download: bool = True  # fetch torchvision's ImageNet weights into the hub cache when missing
-
-
-@dataclass(frozen=True)
-class AdversarialLossOptions:
-    type: str = "hinge"
-    weight: float = 0.01
-
-    def __post_init__(self) -> None:
-        if self.type not in ADVERSARIAL:
-            from restore.registry import did_you_mean
-
-            raise OptionValueError("type", f"unknown adversarial loss '{self.type}'"
-                                           f"{did_you_mean(self.type, ADVERSARIAL.names())}; "
-                                           f"valid: {', '.join(ADVERSARIAL.names())}")
+from restore.registry import ADVERSARIAL
+from restore.tasks.loss_options import (
+    AdversarialLossOptions,
+    ContentLossOptions,
+    PerceptualLossOptions,
+    build_perceptual,
+)
 
 
 @dataclass(frozen=True)
@@ -89,10 +63,7 @@ class SRTask:
         self.perceptual: nn.Module | None = None
         p = self.losses.perceptual
         if p is not None and p.weight > 0:
-            from restore.losses.perceptual import PerceptualLoss
-
-            self.perceptual = PerceptualLoss(network=p.network, layers=p.layers, weights=p.weights,
-                                             criterion=p.criterion, download=p.download)
+            self.perceptual = build_perceptual(p)
         self._device: Any = None
         self._check_sizes()
 

@@ -11,7 +11,7 @@ from restore.archs.srresnet import SRResNet
 from restore.compat import import_basicsr
 from restore.registry import GENERATORS, OptionValueError
 
-NAMES = GENERATORS.names()
+NAMES = [n for n in GENERATORS.names() if getattr(GENERATORS.get(n), "TASK", "sr") == "sr"]  # SR upscalers
 
 
 def conv_params(cin: int, cout: int, k: int = 3) -> int:
@@ -20,6 +20,15 @@ def conv_params(cin: int, cout: int, k: int = 3) -> int:
 
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def test_every_generator_declares_tiny_kwargs_and_a_task():
+    for name in GENERATORS.names():
+        cls = GENERATORS.get(name)
+        assert getattr(cls, "TASK", "sr") in ("sr", "spade", "stargan", "attributes"), name
+        hints = typing.get_type_hints(cls.__init__)
+        assert set(GENERATORS.parameters(name)) <= set(hints), name
+        assert set(cls.TINY) <= set(GENERATORS.parameters(name)), name
 
 
 def test_both_generators_are_registered():
