@@ -24,6 +24,14 @@ from torch.utils.data import DataLoader, Dataset, Subset
 FID_LABEL = "FID (clean, Inception-v3 2015-12-05)"
 
 
+def spread(n: int, limit: int | None) -> list[int]:
+    """``limit`` indices spread evenly over range(n) (all of them when limit is None): files are often sorted by
+    a label (UTKFace by age), so the first N would not be a fair sample."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, limit)})
+
+
 def _batches(dataset: Dataset, indices: list[int], batch_size: int) -> Any:
     return DataLoader(Subset(dataset, indices), batch_size=batch_size, num_workers=0)
 
@@ -38,13 +46,14 @@ def evaluate_spade(model: nn.Module, desc: dict[str, Any], dataset: Any, feature
 
     if not dataset.has_photos:
         raise ValueError("SPADE evaluation needs the split's real photos (this data set has label maps only)")
-    n = len(dataset) if limit is None else min(limit, len(dataset))
+    chosen = spread(len(dataset), limit)
+    n = len(chosen)
     if n < 2:
         raise ValueError(f"FID needs at least 2 images, the split has {n}")
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     fake_feats, real_feats, k = [], [], 0
-    for batch in _batches(dataset, list(range(n)), batch_size):
+    for batch in _batches(dataset, chosen, batch_size):
         seg = one_hot(batch["label"].to(device), int(desc["num_classes"]))
         if desc.get("use_instance"):
             seg = torch.cat([seg, batch["instance"].to(device, seg.dtype)], 1)
@@ -93,14 +102,14 @@ def evaluate_stargan(model: nn.Module, desc: dict[str, Any], test_set: Any, trai
                          f"trained on {names}; build the data set with the model's attributes")
     device = next(model.parameters()).device
     test_labels, train_labels = np.asarray(test_set.labels), np.asarray(train_set.labels)
-    n_test = len(test_set) if limit is None else min(limit, len(test_set))
+    test_idx = spread(len(test_set), limit)
+    n_test = len(test_idx)
     rows = []
     real_cache: dict[tuple[int, float], Any] = {}
     for domain, index, value in stargan_domains(names, groups):
-        sources = [i for i in range(n_test) if test_labels[i, index] != value]
-        reals = [i for i in range(len(train_set)) if train_labels[i, index] == value]
-        if max_real is not None:
-            reals = reals[:max_real]
+        sources = [i for i in test_idx if test_labels[i, index] != value]
+        in_domain = [i for i in range(len(train_set)) if train_labels[i, index] == value]
+        reals = [in_domain[k] for k in spread(len(in_domain), max_real)]
         row: dict[str, Any] = {"domain": domain, "translated": len(sources), "real": len(reals)}
         if len(sources) < 2 or len(reals) < 2:
             row.update({"fid": None, "target_acc": None, "kept_acc": None})

@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from restore.data.io import Image, ImageReadError, list_images, read_image, to_numpy, to_tensor, write_image
 from restore.data import attributes, label2photo  # noqa: F401  (registers their data sets)
+from restore.data.io import Image, ImageReadError, list_images, read_image, to_numpy, to_tensor, write_image
 from restore.data.sr import BenchmarkDataset, HRFolderDataset, PairedFolderDataset, imresize, mod_crop
 
 __all__ = [

@@ -86,9 +86,12 @@ class AttributeClassifierTask:
         from torch.utils.data import DataLoader, Subset
 
         dataset = self._build_dataset(self.opts.data.val, train=False)
-        limit = min(self.opts.val.max_images or len(dataset), len(dataset))
+        from restore.translation_eval import spread
+
+        chosen = spread(len(dataset), self.opts.val.max_images)
+        limit = len(chosen)
         correct = torch.zeros(len(self.attr_info["attribute_names"]))
-        for raw in DataLoader(Subset(dataset, range(limit)), batch_size=32):
+        for raw in DataLoader(Subset(dataset, chosen), batch_size=32):
             logits = generator(raw["image"].to(device) * 2 - 1).float().cpu()
             correct += ((logits > 0).float() == raw["attrs"]).float().sum(0)
         acc = correct / max(limit, 1)
