@@ -253,6 +253,18 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    """Train one recipe once per critic norm (and seed), evaluate each, and tabulate."""
+    from restore.ablation import ablate
+
+    norms = [n.strip() for n in args.norms.split(",") if n.strip()]
+    result = ablate(args.opt, norms, args.steps, args.seeds, Path(args.out), overrides=args.set,
+                    eval_data=args.eval_data, device=args.device, limit=args.limit)
+    print(result["markdown"])
+    print(f"wrote {args.out}/ablation.md, ablation.csv, ablation.json, curves.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="restore", description="Image-restoration GANs with swappable critic norms.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -274,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto | cpu | cuda")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
     train.set_defaults(func=_cmd_train)
+
+    ab = sub.add_parser("ablate", help="train a recipe once per critic norm (and seed), evaluate, tabulate")
+    ab.add_argument("-opt", "--opt", required=True, help="YAML recipe (with a critic)")
+    ab.add_argument("--norms", default="san,sn,bsn,gp,r1,gran,none", help="comma-separated critic norms")
+    ab.add_argument("--steps", type=int, help="training steps per run (default: the recipe's)")
+    ab.add_argument("--seeds", type=int, default=1, help="seeds per norm (recipe seed, +1, ...)")
+    ab.add_argument("--out", default="runs/ablation", help="output folder (runs/, ablation.md/.csv/.json, curves.png)")
+    ab.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                    help="override an option for every run")
+    ab.add_argument("--eval-data", action="append", default=[],
+                    help="SR: benchmark folder(s) (default: the recipe's val folder); spade/stargan: data root")
+    ab.add_argument("--limit", type=int, help="spade/stargan: FID on at most N held-out images")
+    ab.add_argument("--device", default="auto", help="auto | cpu | cuda (several GPUs: one run per GPU)")
+    ab.set_defaults(func=_cmd_ablate)
 
     ev = sub.add_parser("eval", help="SR: PSNR/SSIM (Y)/NIQE/LPIPS on benchmark folders; spade/stargan: FID "
                                      "(+ attribute accuracy) on a held-out split")

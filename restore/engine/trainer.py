@@ -122,7 +122,10 @@ class Trainer:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp) if cuda else None
         fmt = torch.channels_last if (cuda and t.channels_last) else torch.contiguous_format
 
-        self.G: nn.Module = task.generator.to(device, memory_format=fmt)
+        generator = task.generator
+        if self.dist.enabled and cuda:  # batch statistics over all GPUs (SPADE with param_free_norm: batch)
+            generator = nn.SyncBatchNorm.convert_sync_batchnorm(generator)
+        self.G: nn.Module = generator.to(device, memory_format=fmt)
         self.D: nn.Module | None = task.critic.to(device, memory_format=fmt) if task.critic is not None else None
         self.norm = task.norm
         if self.dist.enabled:
@@ -138,6 +141,7 @@ class Trainer:
         self.scaler_g = torch.amp.GradScaler("cuda", enabled=scaler_on)
         self.scaler_d = torch.amp.GradScaler("cuda", enabled=scaler_on)
         self.step = 0
+        self._critic_time, self._critic_count = 0.0, 0
         self._stop_signal: str | None = None
         self._writer = None
 
@@ -233,6 +237,7 @@ class Trainer:
 
     def critic_step(self, batch: Any, fake: Tensor) -> dict[str, float]:
         assert self.D is not None and self.opt_d is not None
+        tic = time.perf_counter()
         with self._autocast():
             loss, scalars = self.task.critic_loss(self.D, batch, fake.detach())
             penalty = self.norm.penalty(lambda x: self.task.critic_forward(self.D, batch, x),
@@ -245,6 +250,9 @@ class Trainer:
         self.scaler_d.update()
         self.norm.step()
         scalars = {**scalars, "d/penalty": float(penalty.detach()), "d/total": float(total.detach())}
+        # float() above synchronises with the device, so this is the step's real duration (for ablations)
+        self._critic_time += time.perf_counter() - tic
+        self._critic_count += 1
         return scalars
 
     def generator_step(self, batch: Any, fake: Tensor) -> dict[str, float]:
@@ -373,7 +381,11 @@ class Trainer:
                 if self.step % t.log_every == 0:
                     rate = (self.step - tic_step) / max(time.perf_counter() - tic, 1e-9)
                     lrs = {"lr/g": self.opt_g.param_groups[0]["lr"]}
-                    self._writer_log({**scalars, **lrs, **self.norm.stats(), "speed/it_per_s": rate})
+                    speed = {"speed/it_per_s": rate}
+                    if self._critic_count:
+                        speed["speed/critic_ms"] = 1000 * self._critic_time / self._critic_count
+                        self._critic_time, self._critic_count = 0.0, 0
+                    self._writer_log({**scalars, **lrs, **self.norm.stats(), **speed})
                     tic, tic_step = time.perf_counter(), self.step
                 if self.step % self.opts.val.every == 0 and self.dist.is_main and self.task.has_validation():
                     self._validate()
