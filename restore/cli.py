@@ -1,4 +1,4 @@
-"""Command line: ``restore train | eval | infer | check | norms``."""
+"""Command line: ``restore train | eval | infer | diagnose | check | norms``."""
 
 from __future__ import annotations
 
@@ -154,6 +154,23 @@ def eval_dataset(desc: dict[str, Any], root: str, dataset: str | None, split: st
     return DATASETS.build_checked(name, kwargs)
 
 
+def _side_by_side_writer(folder: Path, desc: dict[str, Any], data: Any):
+    """For ``restore eval --task spade --save DIR``: label colours | generated photo, one PNG per label map."""
+    import numpy as np
+
+    from restore.data.io import write_image
+    from restore.data.label2photo import colorize
+
+    palette = np.asarray(desc["palette"], dtype=np.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save(index: int, photo: np.ndarray, label: np.ndarray) -> None:
+        colours = colorize(label, palette).astype(np.float32) / 255
+        write_image(folder / f"{index:05d}.png", np.concatenate([colours, photo], axis=1))
+
+    return save
+
+
 def _eval_translation(args: argparse.Namespace) -> int:
     """FID (SPADE) or per-domain FID + attribute accuracy (StarGAN) of a model on its data set's held-out split."""
     from restore.evaluation import write_json
@@ -171,7 +188,10 @@ def _eval_translation(args: argparse.Namespace) -> int:
     if args.task == "spade":
         if features is None:
             raise ValueError("--no-fid leaves nothing to compute for SPADE")
-        result = evaluate_spade(model, desc, data, features, limit=args.limit)
+        save = None
+        if args.save:
+            save = _side_by_side_writer(Path(args.save), desc, data)
+        result = evaluate_spade(model, desc, data, features, limit=args.limit, save=save)
     else:
         train = eval_dataset(desc, args.data[0], args.dataset, None, args.data_opt, train=True)
         classifier = None
@@ -265,6 +285,17 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    """Measure a trained critic (per-layer norms, input sparsity, input gradients) and write a report."""
+    from restore.diagnose import diagnose
+
+    result = diagnose(args.checkpoint, args.data, out=args.output, images=args.images, batch=args.batch,
+                      device=_pick_device(args.device), overrides=args.set)
+    print(f"wrote {result.report} ({result.diagnosis.header['images']} images, "
+          f"{len(result.diagnosis.layers)} conv layers; numbers in {result.json.name})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="restore", description="Image-restoration GANs with swappable critic norms.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -324,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="spade/stargan: evaluate the first N images of the split")
     ev.add_argument("--max-real", type=int, help="stargan: at most N real training images per domain")
     ev.add_argument("--markdown", help="write the table as markdown")
+    ev.add_argument("--save", help="spade: write label colours | generated side-by-sides into this folder")
     ev.set_defaults(func=_cmd_eval)
 
     inf = sub.add_parser("infer", help="run a model on images or folders: upscale (sr), label map -> photo (spade), "
@@ -344,6 +376,18 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--keep-size", action="store_true", help="spade: resize the photo to the label map's size")
     inf.add_argument("--seed", type=int, default=0, help="spade (VAE models): style seed")
     inf.set_defaults(func=_cmd_infer)
+
+    diag = sub.add_parser("diagnose", help="measure a trained critic: per-layer norms (SN/SAN/true), conv-input "
+                                           "sparsity, input gradients; writes report.md + plots")
+    diag.add_argument("--checkpoint", required=True, help="run folder (its newest checkpoint) or a .pt checkpoint")
+    diag.add_argument("--data", required=True, help="training data folder (replaces the stored data.train root)")
+    diag.add_argument("-o", "--output", help="output folder (default: <run>/diagnostics/)")
+    diag.add_argument("--images", type=int, default=32, help="real training images to use (spread over the set)")
+    diag.add_argument("--batch", type=int, default=8, help="images per forward pass")
+    diag.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    diag.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                      help="override one stored option (repeatable), e.g. --set data.train.gt_size=64")
+    diag.set_defaults(func=_cmd_diagnose)
     return ap
 
 

@@ -66,7 +66,8 @@ def test_override_can_switch_the_norm(recipe):
         ("train.batch_size=0", r"train.batch_size must be >= 1, got 0"),
         ("train.steps=1.5", r"train.steps must be an integer, got 1.5"),
         ("train.betas=[0.5]", r"train.betas must be a list of 2 items"),
-        ("task=spad", r"task must be one of 'sr', 'spade', 'stargan', got 'spad' \(did you mean 'spade'\?\)"),
+        ("task=spad", r"task must be one of 'sr', 'spade', 'stargan', 'attributes', got 'spad' "
+                      r"\(did you mean 'spade'\?\)"),
         ("critic.widht=8", r"critic.widht is not an option of critic architecture 'vgg_critic' \(did you mean "
                            r"'width'\?\)"),
         ("critic.norm.gain=big", r"critic.norm.gain must be a number, got 'big' or must be one of 'auto'"),

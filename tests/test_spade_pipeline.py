@@ -111,7 +111,9 @@ def test_infer_ids_and_colour_maps_and_eval(in_repo, tmp_path, capsys):
     except FileNotFoundError as err:
         pytest.skip(f"FID network not available: {err}")
     assert main(["eval", "--task", "spade", "--model", str(weights), "--data", str(facades(in_repo)), "--limit", "4",
-                 "--json", str(tmp_path / "fid.json"), "--device", "cpu"]) == 0
+                 "--json", str(tmp_path / "fid.json"), "--device", "cpu", "--save", str(tmp_path / "sides")]) == 0
+    sides = sorted((tmp_path / "sides").glob("*.png"))
+    assert len(sides) == 4 and read_image(sides[0]).rgb.shape == (64, 128, 3)
     result = json.loads((tmp_path / "fid.json").read_text())
     assert result["images"] == 4 and result["fid"] > 0
     assert "FID" in capsys.readouterr().out
