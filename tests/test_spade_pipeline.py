@@ -142,3 +142,30 @@ def test_errors_name_the_problem(in_repo, tmp_path, capsys):
                  str(tmp_path / "o.png"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "bad.png" in err and "40" in err
+
+
+def test_own_folder_of_binary_masks_trains_and_infers(tmp_path, monkeypatch):
+    """A user's own label2photo_folder of 0/255 masks (num_labels 2): training and inference map 255 to class 1,
+    and the model file carries num_labels so inference maps raw values like training did."""
+    from PIL import Image
+
+    monkeypatch.chdir(ROOT)
+    rng = np.random.default_rng(0)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "images").mkdir()
+    for i in range(4):
+        mask = np.zeros((72, 72), np.uint8)
+        mask[: 20 + 8 * i] = 255
+        Image.fromarray(mask).save(tmp_path / "labels" / f"{i}.png")
+        Image.fromarray((rng.random((72, 72, 3)) * 255).astype(np.uint8)).save(tmp_path / "images" / f"{i}.jpg")
+    data = (f"{{type: label2photo_folder, labels: {tmp_path / 'labels'}, images: {tmp_path / 'images'}, "
+            "num_labels: 2, load_size: 72, crop_size: 64}")
+    assert main(["train", "-opt", RECIPE, "--no-progress", "--set", f"path.root={tmp_path / 'runs'}", "--set",
+                 f"data.train={data}", "--set", "data.val=null", "--set", "train.steps=2", "--set",
+                 "losses.perceptual=null"]) == 0
+    weights = tmp_path / "runs" / "spade_smoke" / "spade_smoke.safetensors"
+    meta = json.loads(_meta(weights))
+    assert (meta["label_set"], meta["num_labels"], meta["num_classes"]) == ("label2photo_folder", 2, 2)
+    out = tmp_path / "out.png"
+    assert main(["infer", "--model", str(weights), str(tmp_path / "labels" / "0.png"), "-o", str(out)]) == 0
+    assert out.is_file()

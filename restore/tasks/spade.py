@@ -87,6 +87,10 @@ class SPADETask:
         self.label_info = {"label_set": probe.label_set, "num_classes": self.num_classes,
                            "use_instance": self.use_instance, "class_names": list(probe.class_names),
                            "palette": [[int(c) for c in rgb] for rgb in probe.palette]}
+        from restore.data.label2photo import LABEL_SETS
+
+        if probe.label_set not in LABEL_SETS:  # a generic folder set: inference must map raw values the same way
+            self.label_info.update(num_labels=int(probe.spec.num_labels), dont_care=probe.spec.dont_care)
         self._gen_kwargs = self._generator_kwargs(opts.generator.kwargs)
         self.generator: nn.Module = opts.generator.build(**self._gen_kwargs)
         self.use_vae = bool(getattr(self.generator, "use_vae", False))
