@@ -296,6 +296,28 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    """Copy a finished run's generator into a weights folder with its model card."""
+    from restore.publish import publish
+
+    card = publish(Path(args.run), Path(args.out), name=args.name, data_source=args.data_source,
+                   data_license=args.data_license, data_count=args.data_count, metrics=args.metrics,
+                   wall_time=args.wall_time, notes=args.notes)
+    print(f"wrote {card} and {card.with_suffix('.safetensors')}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """Check every model card of a weights folder (sha256, weights load into their architecture)."""
+    from restore.cards import verify_folder
+
+    problems = verify_folder(args.folder)
+    for p in problems:
+        print(f"problem: {p}", file=sys.stderr)
+    print(f"{args.folder}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+    return 0 if not problems else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="restore", description="Image-restoration GANs with swappable critic norms.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -331,6 +353,22 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--limit", type=int, help="spade/stargan: FID on at most N held-out images")
     ab.add_argument("--device", default="auto", help="auto | cpu | cuda (several GPUs: one run per GPU)")
     ab.set_defaults(func=_cmd_ablate)
+
+    pub = sub.add_parser("publish", help="copy a finished run's generator to weights/ with its model card")
+    pub.add_argument("--run", required=True, help="run folder (runs/<name>/) whose training has finished")
+    pub.add_argument("--out", default="weights", help="weights folder")
+    pub.add_argument("--name", help="published name (default: the run's name)")
+    pub.add_argument("--data-source", required=True, help="where the training data came from")
+    pub.add_argument("--data-license", required=True, help="the training data's license / terms")
+    pub.add_argument("--data-count", type=int, help="number of training images (default: counted from the data set)")
+    pub.add_argument("--metrics", action="append", default=[], metavar="JSON",
+                     help="results of restore eval --json to include (repeatable)")
+    pub.add_argument("--wall-time", type=float, help="training wall time in seconds (default: estimated from logs)")
+    pub.add_argument("--notes", default="", help="free text for the card (caveats, substitutions)")
+    pub.set_defaults(func=_cmd_publish)
+    ver = sub.add_parser("verify", help="check the model cards of a weights folder (sha256, loading)")
+    ver.add_argument("folder", nargs="?", default="weights")
+    ver.set_defaults(func=_cmd_verify)
 
     ev = sub.add_parser("eval", help="SR: PSNR/SSIM (Y)/NIQE/LPIPS on benchmark folders; spade/stargan: FID "
                                      "(+ attribute accuracy) on a held-out split")

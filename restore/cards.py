@@ -1,0 +1,151 @@
+"""Model cards: ``weights/<name>.yml`` next to ``weights/<name>.safetensors``.
+
+A card says what a published generator is and how to reproduce it: task, architecture and options, critic norm,
+data (source, count, license), training (steps, batch, hardware, where it ran, wall time, the exact command),
+measured metrics, and the sha256 of the weights file, which :func:`verify_card` checks. ``restore publish`` writes
+both files from a finished run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REQUIRED = ("name", "file", "sha256", "task", "architecture", "data", "training", "metrics")
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hardware() -> dict[str, str]:
+    """What the training ran on, for the card: the CUDA device name, or the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {"trained_on": "cuda", "device": torch.cuda.get_device_name(0)}
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"trained_on": "cpu", "device": f"{cpu} ({torch.get_num_threads()} threads)"}
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """A card as a dict; missing keys are an error naming the file and the keys."""
+    path = Path(path)
+    try:
+        card = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: cannot read the model card: {err}") from None
+    if not isinstance(card, dict):
+        raise ValueError(f"{path}: a model card must be a mapping of keys")
+    missing = [k for k in REQUIRED if k not in card]
+    if missing:
+        raise ValueError(f"{path}: model card lacks {', '.join(missing)}")
+    return card
+
+
+def write_card(path: str | Path, card: dict[str, Any]) -> Path:
+    """Write atomically (a half-written card would fail verification later)."""
+    path = Path(path)
+    missing = [k for k in REQUIRED if k not in card]
+    if missing:
+        raise ValueError(f"model card for {path.name} lacks {', '.join(missing)}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(card, sort_keys=False, allow_unicode=True))
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class CardCheck:
+    card: Path
+    problems: list[str]
+
+
+def verify_card(card_path: str | Path, load: bool = True) -> CardCheck:
+    """Problems with one card: unreadable, weights file missing, sha256 mismatch, architecture differing from the
+    weights' own metadata, or (``load``) weights that do not load into their architecture."""
+    card_path = Path(card_path)
+    try:
+        card = read_card(card_path)
+    except ValueError as err:
+        return CardCheck(card_path, [str(err)])
+    problems = []
+    weights = card_path.parent / card["file"]
+    if not weights.is_file():
+        return CardCheck(card_path, [f"{card_path}: weights file {weights} not found"])
+    digest = sha256_of(weights)
+    if digest != card["sha256"]:
+        problems.append(f"{card_path}: sha256 {card['sha256']} does not match {weights.name} ({digest})")
+    if load:
+        from restore.weights import load_generator
+
+        try:
+            _, desc = load_generator(weights)
+        except (ValueError, KeyError) as err:
+            problems.append(f"{card_path}: {weights.name} does not load: {err}")
+        else:
+            arch = card["architecture"]
+            if desc["arch"] != arch.get("arch") or desc["kwargs"] != arch.get("kwargs"):
+                problems.append(f"{card_path}: architecture {arch} differs from the weights' metadata "
+                                f"{ {'arch': desc['arch'], 'kwargs': desc['kwargs']} }")
+            if desc.get("task") != card["task"]:
+                problems.append(f"{card_path}: task {card['task']} but the weights say {desc.get('task')}")
+    return CardCheck(card_path, problems)
+
+
+def verify_folder(folder: str | Path, load: bool = True) -> list[str]:
+    """Every weights file has a card and every card verifies; returns the problems (empty = all good)."""
+    folder = Path(folder)
+    problems = []
+    cards = sorted(folder.glob("*.yml"))
+    carded = set()
+    for card_path in cards:
+        check = verify_card(card_path, load=load)
+        problems += check.problems
+        try:
+            carded.add(read_card(card_path)["file"])
+        except ValueError:
+            pass
+    for weights in sorted(folder.glob("*.safetensors")):
+        if weights.name not in carded:
+            problems.append(f"{weights}: no model card names it (write {weights.with_suffix('.yml').name})")
+    return problems
+
+
+def make_card(name: str, weights: Path, desc: dict[str, Any], config: dict[str, Any], data: dict[str, Any],
+              training: dict[str, Any], metrics: dict[str, Any], notes: str = "") -> dict[str, Any]:
+    """Assemble a card from a run's resolved options and the published file's own description."""
+    critic = config.get("critic")
+    card: dict[str, Any] = {
+        "name": name,
+        "file": weights.name,
+        "sha256": sha256_of(weights),
+        "task": desc.get("task", config.get("task")),
+        "architecture": {"arch": desc["arch"], "kwargs": desc["kwargs"]},
+        "critic": None if critic is None else {"arch": critic.get("arch"), "norm": critic.get("norm"),
+                                               "options": {k: v for k, v in critic.items()
+                                                           if k not in ("arch", "norm")}},
+        "losses": config.get("losses"),
+        "data": data,
+        "training": training,
+        "metrics": metrics,
+    }
+    if notes:
+        card["notes"] = notes
+    return card

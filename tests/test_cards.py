@@ -1,0 +1,65 @@
+"""Model cards: `restore publish` writes weights + card from a finished run, `restore verify` / verify_folder
+catch a wrong sha256, weights without a card and a card whose architecture differs; and the repository's own
+weights/ folder verifies."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from restore.cards import read_card, verify_folder, write_card
+from restore.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def published(shared, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(["train", "-opt", "options/train/sr/x4_smoke.yml", "--no-progress", "--set",
+                 f"path.root={tmp_path / 'runs'}", "--set", "train.steps=2", "--set", "val.every=100",
+                 "--set", f"data.train.roots=[{shared / 'data' / 'sr-train' / 'sun_hays80'}]",
+                 "--set", f"losses.perceptual.weights={shared / 'weights' / 'vgg16_imagenet_features.pth'}"]) == 0
+    out = tmp_path / "weights"
+    assert main(["publish", "--run", str(tmp_path / "runs" / "x4_smoke"), "--out", str(out), "--name", "tiny_sr",
+                 "--data-source", "../shared/data/sr-train/sun_hays80", "--data-license", "research use"]) == 0
+    return out
+
+
+def test_publish_writes_a_card_that_verifies(published, capsys):
+    card = read_card(published / "tiny_sr.yml")
+    assert card["task"] == "sr" and card["architecture"]["arch"] == "srresnet"
+    assert card["training"]["steps"] == 2 and card["training"]["trained_on"] in ("cpu", "cuda")
+    assert card["data"]["count"] == 80 and card["critic"]["norm"]["type"] == "san"
+    assert (published / "recipes" / "tiny_sr.yml").is_file()
+    assert verify_folder(published) == []
+    assert main(["verify", str(published)]) == 0
+
+
+def test_verify_catches_tampering_and_missing_cards(published, capsys):
+    weights = published / "tiny_sr.safetensors"
+    (published / "orphan.safetensors").write_bytes(weights.read_bytes())
+    card = read_card(published / "tiny_sr.yml")
+    write_card(published / "tiny_sr.yml", {**card, "sha256": "0" * 64,
+                                            "architecture": {**card["architecture"], "arch": "rrdbnet"}})
+    problems = verify_folder(published)
+    assert any("sha256" in p for p in problems)
+    assert any("orphan.safetensors: no model card" in p for p in problems)
+    assert any("differs from the weights' metadata" in p for p in problems)
+    assert main(["verify", str(published)]) == 1
+    (published / "broken.yml").write_text(yaml.safe_dump({"name": "x"}))
+    assert any("broken.yml: model card lacks" in p for p in verify_folder(published))
+
+
+def test_publishing_an_unfinished_run_is_refused(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "options.yml").write_text(yaml.safe_dump({"name": "run", "task": "sr"}))
+    assert main(["publish", "--run", str(tmp_path / "run"), "--data-source", "x", "--data-license", "y"]) == 2
+    assert "has not finished" in capsys.readouterr().err
+
+
+def test_the_repositorys_weights_verify():
+    folder = ROOT / "weights"
+    if not any(folder.glob("*.safetensors")):
+        pytest.skip("no published weights in weights/ yet")
+    assert verify_folder(folder) == []
