@@ -302,7 +302,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     card = publish(Path(args.run), Path(args.out), name=args.name, data_source=args.data_source,
                    data_license=args.data_license, data_count=args.data_count, metrics=args.metrics,
-                   wall_time=args.wall_time, notes=args.notes)
+                   wall_time=args.wall_time, notes=args.notes, checkpoint=args.checkpoint)
     print(f"wrote {card} and {card.with_suffix('.safetensors')}")
     return 0
 
@@ -365,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="results of restore eval --json to include (repeatable)")
     pub.add_argument("--wall-time", type=float, help="training wall time in seconds (default: estimated from logs)")
     pub.add_argument("--notes", default="", help="free text for the card (caveats, substitutions)")
+    pub.add_argument("--checkpoint", help="publish a paused run from a checkpoint: 'latest' or a path")
     pub.set_defaults(func=_cmd_publish)
     ver = sub.add_parser("verify", help="check the model cards of a weights folder (sha256, loading)")
     ver.add_argument("folder", nargs="?", default="weights")

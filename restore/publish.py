@@ -42,7 +42,9 @@ def _metrics(files: list[str]) -> dict[str, Any]:
 
 def publish(run: Path, out: Path, name: str | None, data_source: str, data_license: str,
             data_count: int | None = None, metrics: list[str] | None = None, wall_time: float | None = None,
-            notes: str = "") -> Path:
+            notes: str = "", checkpoint: str | None = None) -> Path:
+    """``checkpoint``: publish a paused run from a checkpoint (``latest`` or a path; its EMA weights when kept)
+    instead of the final generator; the card's steps are the checkpoint's."""
     from restore.weights import read_generator
 
     run = Path(run)
@@ -50,18 +52,22 @@ def publish(run: Path, out: Path, name: str | None, data_source: str, data_licen
     if not options.is_file():
         raise FileNotFoundError(f"{run}: not a run folder (no options.yml)")
     config = yaml.safe_load(options.read_text())
-    src = run / f"{config['name']}.safetensors"
-    if not src.is_file():
-        raise FileNotFoundError(f"{src} not found: the run has not finished (rerun its training command, which "
-                                "resumes, until it writes the final generator)")
-    desc, _ = read_generator(src)
     name = name or config["name"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dst = out / f"{name}.safetensors"
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dst)
+    if checkpoint is None:
+        src = run / f"{config['name']}.safetensors"
+        if not src.is_file():
+            raise FileNotFoundError(f"{src} not found: the run has not finished (rerun its training command, which "
+                                    "resumes, until it writes the final generator), or publish a checkpoint with "
+                                    "--checkpoint latest")
+        desc, _ = read_generator(src)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)
+    else:
+        desc = _export_checkpoint(run, checkpoint, dst)
     if data_count is None:
         data_count = _count_training_images(config)
     train = config.get("train", {})
@@ -87,3 +93,24 @@ def _count_training_images(config: dict[str, Any]) -> int | None:
         return len(spec.build(**spec.kwargs)) if spec is not None else None
     except Exception:  # the data may live elsewhere; the count is then left to --data-count
         return None
+
+
+def _export_checkpoint(run: Path, which: str, dst: Path) -> dict[str, Any]:
+    """Write the generator of a checkpoint (EMA when present) as self-describing safetensors; returns its
+    description with the checkpoint's step."""
+    import restore.archs  # noqa: F401
+    from restore.engine import checkpoint as ckpt
+    from restore.registry import GENERATORS
+    from restore.weights import read_generator, save_generator
+
+    path = ckpt.latest_checkpoint(run / "checkpoints") if which == "latest" else Path(which)
+    if path is None or not Path(path).is_file():
+        raise FileNotFoundError(f"{run}: no checkpoint to publish ({which})")
+    desc, state = read_generator(path)
+    module = GENERATORS.build(desc["arch"], **desc["kwargs"])
+    module.load_state_dict(state)
+    step = int(ckpt.load(path)["step"])
+    extra = {k: v for k, v in desc.items() if k not in ("arch", "kwargs", "task")}
+    save_generator(module, dst, arch=desc["arch"], kwargs=desc["kwargs"], task=desc["task"],
+                   extra={**extra, "steps": step, "checkpoint": Path(path).name})
+    return {**desc, "steps": step}

@@ -58,6 +58,20 @@ def test_publishing_an_unfinished_run_is_refused(tmp_path, capsys):
     assert "has not finished" in capsys.readouterr().err
 
 
+def test_a_paused_run_publishes_from_its_checkpoint(published, tmp_path):
+    """The fixture's run has checkpoints; publishing the latest one gives the same (EMA) weights as the final file
+    and a card whose steps are the checkpoint's."""
+    from safetensors.torch import load_file
+
+    run = tmp_path / "runs" / "x4_smoke"
+    out = tmp_path / "from_ckpt"
+    assert main(["publish", "--run", str(run), "--out", str(out), "--name", "ck", "--checkpoint", "latest",
+                 "--data-source", "x", "--data-license", "y"]) == 0
+    a, b = load_file(out / "ck.safetensors"), load_file(run / "x4_smoke.safetensors")
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+    assert read_card(out / "ck.yml")["training"]["steps"] == 2 and verify_folder(out) == []
+
+
 def test_the_repositorys_weights_verify():
     folder = ROOT / "weights"
     if not any(folder.glob("*.safetensors")):
