@@ -41,7 +41,7 @@ def evaluate_spade(model: nn.Module, desc: dict[str, Any], dataset: Any, feature
                    batch_size: int = 8, limit: int | None = None, save: Callable[[int, np.ndarray, Any], None]
                    | None = None, seed: int = 0) -> dict[str, Any]:
     """FID of generated vs real photos over ``dataset`` (label maps with photos, deterministic preprocessing)."""
-    from restore.data.label2photo import one_hot
+    from restore.data.label2photo import segmentation_input
     from restore.metrics.fid import fid
 
     if not dataset.has_photos:
@@ -54,9 +54,8 @@ def evaluate_spade(model: nn.Module, desc: dict[str, Any], dataset: Any, feature
     gen = torch.Generator().manual_seed(seed)
     fake_feats, real_feats, k = [], [], 0
     for batch in _batches(dataset, chosen, batch_size):
-        seg = one_hot(batch["label"].to(device), int(desc["num_classes"]))
-        if desc.get("use_instance"):
-            seg = torch.cat([seg, batch["instance"].to(device, seg.dtype)], 1)
+        edges = batch["instance"].to(device) if desc.get("use_instance") else None
+        seg = segmentation_input(batch["label"].to(device), int(desc["num_classes"]), edges)
         if getattr(model, "use_vae", False):
             z = torch.randn(seg.shape[0], model.z_dim, generator=gen).to(device)
             fake = model(seg, z)

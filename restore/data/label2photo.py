@@ -474,6 +474,15 @@ def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return out.scatter_(1, labels.unsqueeze(1), 1.0)
 
 
+def segmentation_input(labels: torch.Tensor, num_classes: int, edges: torch.Tensor | None = None) -> torch.Tensor:
+    """What SPADE's generator and critic take: one-hot classes (N, C, H, W), plus the instance-edge channel
+    ``edges`` ((N, 1, H, W) or (N, H, W)) when the model uses instances."""
+    seg = one_hot(labels, num_classes)
+    if edges is not None:
+        seg = torch.cat([seg, edges.reshape(seg.shape[0], 1, *seg.shape[2:]).to(seg)], 1)
+    return seg
+
+
 def _resize_nearest(a: np.ndarray, width: int, height: int) -> np.ndarray:
     """Nearest-neighbour resize of an integer (H, W) map by index arithmetic (any dtype, 16-bit and int64 safe),
     sampling at pixel centres like cv2's area/cubic resizes so that labels stay aligned with the photo."""

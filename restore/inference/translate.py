@@ -54,17 +54,17 @@ def spade_generate(model: nn.Module, desc: dict[str, Any], ids: np.ndarray, inst
     Models trained with instance edges get them from ``instance`` (an instance-id map) when given, else from the
     class boundaries of the label map (the closest stand-in). VAE models use a seeded random style.
     """
-    from restore.data.label2photo import instance_edges, one_hot
+    from restore.data.label2photo import instance_edges, segmentation_input
 
     device = next(model.parameters()).device
     h, w = model.sample_shape()
     small = _resize_ids(ids, h, w)
     label = torch.from_numpy(small).long().unsqueeze(0).to(device)
-    seg = one_hot(label, int(desc["num_classes"]))
+    edges = None
     if desc.get("use_instance"):
         source = _resize_ids(instance, h, w) if instance is not None else small
-        edges = torch.from_numpy(instance_edges(source)).to(device, seg.dtype)
-        seg = torch.cat([seg, edges.view(1, 1, h, w)], 1)
+        edges = torch.from_numpy(instance_edges(source)).to(device)
+    seg = segmentation_input(label, int(desc["num_classes"]), edges)
     z = None
     if getattr(model, "use_vae", False):
         gen = torch.Generator().manual_seed(seed)

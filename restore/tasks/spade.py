@@ -159,12 +159,9 @@ class SPADETask:
 
     def segmentation(self, batch: dict[str, Any]) -> Tensor:
         """(N, label_channels, H, W) float: one-hot classes (+ instance edges)."""
-        from restore.data.label2photo import one_hot
+        from restore.data.label2photo import segmentation_input
 
-        seg = one_hot(batch["label"], self.num_classes)
-        if self.use_instance:
-            seg = torch.cat([seg, batch["instance"].to(seg.dtype)], 1)
-        return seg
+        return segmentation_input(batch["label"], self.num_classes, batch["instance"] if self.use_instance else None)
 
     def to_device(self, batch: dict[str, Any], device: Any) -> dict[str, Any]:
         if self.perceptual is not None and self._device != device:

@@ -455,3 +455,14 @@ def test_config_checks_dataset_options_against_the_signature(tmp_path: Path) -> 
                       "data", "opts.yml").train
     with pytest.raises(ConfigError, match="data.train.use_instance is true but ADE20K has no instance maps"):
         ade.build()
+
+
+def test_segmentation_input_is_one_hot_plus_the_edge_channel():
+    from restore.data.label2photo import segmentation_input
+
+    labels = torch.tensor([[[0, 1], [2, 1]]])
+    edges = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    seg = segmentation_input(labels, 3, edges)
+    assert seg.shape == (1, 4, 2, 2)
+    assert torch.equal(seg[:, :3].argmax(1), labels) and torch.equal(seg[0, 3], edges[0])
+    assert segmentation_input(labels, 3).shape == (1, 3, 2, 2)
