@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 from restore.data.io import Image, ImageReadError, read_image, write_image
+from restore.inference.translate import resize_nearest
+from restore.inference.upscale import _resize
 from restore.pipelines import (
     Pipeline,
     SPADEPipeline,
@@ -204,15 +206,6 @@ def _stem(path: str | os.PathLike | None, default: str) -> str:
     return (Path(path).stem if path else "") or default
 
 
-def _resize(a: np.ndarray, height: int, width: int) -> np.ndarray:
-    if a.shape[:2] == (height, width):
-        return a
-    shrink = height * width < a.shape[0] * a.shape[1]
-    out = cv2.resize(np.ascontiguousarray(a), (width, height),
-                     interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-    return np.clip(out, 0, 1) if out.dtype.kind == "f" else out
-
-
 def _preview_size(h: int, w: int, limit: int = PREVIEW_PIXELS) -> tuple[int, int]:
     if h * w <= limit:
         return h, w
@@ -306,14 +299,6 @@ def ids_from_painting(rgba: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray
         raise gr.Error(_unknown_colours_message(colours[bad[inverse]].astype(np.uint8), "The drawing"))
     ids[mask] = nearest[inverse]
     return ids, mask
-
-
-def _resize_nearest(a: np.ndarray, height: int, width: int) -> np.ndarray:
-    if a.shape[:2] == (height, width):
-        return a
-    rows = np.minimum((np.arange(height) + 0.5) * a.shape[0] / height, a.shape[0] - 1).astype(np.int64)
-    cols = np.minimum((np.arange(width) + 0.5) * a.shape[1] / width, a.shape[1] - 1).astype(np.int64)
-    return a[rows[:, None], cols[None, :]]
 
 
 # ------------------------------------------------------------------------------------------------- StarGAN helpers
@@ -545,7 +530,7 @@ class DemoHandlers:
                 continue
             if ids is None:
                 raise gr.Error("Start from a label map (upload one or pick an example), then paint over it.")
-            painted, mask = ids_from_painting(_resize_nearest(layer, *ids.shape), pipe.palette)
+            painted, mask = ids_from_painting(resize_nearest(layer, *ids.shape), pipe.palette)
             if mask.any():
                 ids = ids.copy()
                 ids[mask] = painted[mask]

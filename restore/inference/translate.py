@@ -38,12 +38,14 @@ def spade_label_ids(path: Path, desc: dict[str, Any], palette: np.ndarray | None
                             dont_care=desc.get("dont_care"), name=str(path))
 
 
-def _resize_ids(ids: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize of an integer map (exact for any id range)."""
-    h, w = ids.shape
+def resize_nearest(a: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of (H, W) or (H, W, C) arrays, sampled at pixel centres (exact for any id range)."""
+    if a.shape[:2] == (height, width):
+        return a
+    h, w = a.shape[:2]
     rows = np.minimum((np.arange(height) + 0.5) * h / height, h - 1).astype(np.int64)
     cols = np.minimum((np.arange(width) + 0.5) * w / width, w - 1).astype(np.int64)
-    return ids[rows[:, None], cols[None, :]]
+    return a[rows[:, None], cols[None, :]]
 
 
 @torch.no_grad()
@@ -58,11 +60,11 @@ def spade_generate(model: nn.Module, desc: dict[str, Any], ids: np.ndarray, inst
 
     device = next(model.parameters()).device
     h, w = model.sample_shape()
-    small = _resize_ids(ids, h, w)
+    small = resize_nearest(ids, h, w)
     label = torch.from_numpy(small).long().unsqueeze(0).to(device)
     edges = None
     if desc.get("use_instance"):
-        source = _resize_ids(instance, h, w) if instance is not None else small
+        source = resize_nearest(instance, h, w) if instance is not None else small
         edges = torch.from_numpy(instance_edges(source)).to(device)
     seg = segmentation_input(label, int(desc["num_classes"]), edges)
     z = None
