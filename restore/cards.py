@@ -106,7 +106,29 @@ def verify_card(card_path: str | Path, load: bool = True) -> CardCheck:
                                 f"{ {'arch': desc['arch'], 'kwargs': desc['kwargs']} }")
             if desc.get("task") != card["task"]:
                 problems.append(f"{card_path}: task {card['task']} but the weights say {desc.get('task')}")
+            if card.get("palette"):
+                problems += _palette_problems(card_path, card["palette"], desc)
     return CardCheck(card_path, problems)
+
+
+def _palette_problems(card_path: Path, name: str, desc: dict[str, Any]) -> list[str]:
+    """The palette file a card names must exist and agree with the colours and class names inside the weights."""
+    import numpy as np
+
+    from restore.data.label2photo import read_palette
+
+    path = card_path.parent / name
+    try:
+        colours, names = read_palette(path)
+    except (FileNotFoundError, ValueError) as err:
+        return [f"{card_path}: palette: {err}"]
+    if "palette" not in desc:
+        return [f"{card_path}: names palette {name} but the weights carry no palette"]
+    if not np.array_equal(colours, np.asarray(desc["palette"], dtype=np.uint8)):
+        return [f"{card_path}: palette {name} differs from the colours stored in the weights"]
+    if desc.get("class_names") and list(names) != list(desc["class_names"]):
+        return [f"{card_path}: palette {name} class names differ from the weights' ({desc['class_names']})"]
+    return []
 
 
 def verify_folder(folder: str | Path, load: bool = True) -> list[str]:

@@ -80,7 +80,17 @@ def publish(run: Path, out: Path, name: str | None, data_source: str, data_licen
                 "command": f"restore train -opt {out.name}/recipes/{recipe.name}"}
     card = make_card(name, dst, desc, config, {"source": data_source, "count": data_count, "license": data_license},
                      training, _metrics(metrics or []), notes)
+    if "palette" in desc:  # label -> photo: the colours users paint label maps with, next to the weights
+        card["palette"] = _write_palette(out / f"{name}.palette.txt", desc)
     return write_card(out / f"{name}.yml", card)
+
+
+def _write_palette(path: Path, desc: dict[str, Any]) -> str:
+    from restore.data.label2photo import write_palette
+
+    names = desc.get("class_names") or [f"class_{i}" for i in range(len(desc["palette"]))]
+    write_palette(path, desc["palette"], names)
+    return path.name
 
 
 def _count_training_images(config: dict[str, Any]) -> int | None:

@@ -188,3 +188,24 @@ def test_interrupted_run_resumes_bit_identically(in_repo, tmp_path):
     a = load_file(tmp_path / "a" / "spade_smoke" / "spade_smoke.safetensors")
     b = load_file(tmp_path / "b" / "spade_smoke" / "spade_smoke.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_publish_writes_the_palette_the_demo_needs_and_verify_checks_it(in_repo, tmp_path, capsys):
+    from restore.cards import read_card, verify_folder
+    from restore.data.label2photo import read_palette
+
+    assert train(tmp_path, "--set", "losses.perceptual=null") == 0
+    out = tmp_path / "weights"
+    assert main(["publish", "--run", str(tmp_path / "spade_smoke"), "--out", str(out), "--name", "tiny_spade",
+                 "--data-source", "cmp facades", "--data-license", "MIT"]) == 0
+    card = read_card(out / "tiny_spade.yml")
+    assert card["palette"] == "tiny_spade.palette.txt"
+    colours, names = read_palette(out / card["palette"])
+    assert colours.shape == (12, 3) and len(set(map(tuple, colours.tolist()))) == 12 and len(names) == 12
+    assert verify_folder(out) == []
+    lines = (out / card["palette"]).read_text().splitlines()
+    lines[1] = "0 1 2 3 " + lines[1].split(maxsplit=4)[4]  # repaint class 0
+    (out / card["palette"]).write_text("\n".join(lines) + "\n")
+    assert any("differs from the colours stored in the weights" in p for p in verify_folder(out))
+    (out / card["palette"]).unlink()
+    assert any("palette file not found" in p for p in verify_folder(out))
