@@ -385,3 +385,25 @@ def test_a_corrupt_upload_is_an_error_and_the_server_keeps_serving(server, tmp_p
         client.predict(handle_file(png(tmp_path)), "tiny-stargan", {"Male": 1}, api_name="/change_attributes")
     _, download, _ = client.predict(handle_file(png(tmp_path)), api_name="/upscale")  # still serving
     assert read_image(download).rgb.shape == (96, 144, 3)
+
+
+# ------------------------------------------------------------------------------------------------- published models
+def test_the_repositorys_published_models_serve_every_tab(tmp_path):
+    """What `python app.py` serves: weights/ as committed, each tab run on its bundled example (or a smooth test
+    image for faces, which are not bundled)."""
+    models = load_models(ROOT / "weights", "cpu")
+    assert not models.problems, models.problems
+    h = DemoHandlers(models, out_dir=tmp_path / "out")
+    if not (models.sr or models.spade or models.stargan):
+        pytest.skip("weights/ holds no published model yet")
+    for name in models.sr:
+        (_, after), out, status = h.upscale(str(EXAMPLES / "sr_scene.png"), name, 4, 0)
+        assert read_image(out).rgb.shape == (512, 512, 3) and not_constant(load(after)) and name in status
+    for name, pipe in models.spade.items():
+        _, photo_, status = h.label_to_photo(str(EXAMPLES / "facade_labels.png"), name, 0)
+        assert load(photo_).shape[2] == 3 and not_constant(load(photo_)) and name in status
+        assert pipe.desc["label_set"] == "cmp_facades"
+    for name, pipe in models.stargan.items():
+        targets = {a: 0 for a in pipe.attribute_names} | {"Male": 1, "Age_60+": 1}
+        out, status = h.change_attributes(png(tmp_path, rgb=photo(128, 128)), name, targets)
+        assert load(out).shape == (128, 128, 3) and not_constant(load(out)) and name in status
