@@ -27,12 +27,14 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def hardware() -> dict[str, str]:
-    """What the training ran on, for the card: the CUDA device name, or the CPU."""
+def hardware(device: Any = None) -> dict[str, str]:
+    """What training runs on, for the card: the CUDA device's name, or the CPU and its thread count. ``device``:
+    the torch device in use (None: CUDA when available)."""
     import torch
 
-    if torch.cuda.is_available():
-        return {"trained_on": "cuda", "device": torch.cuda.get_device_name(0)}
+    dev = torch.device(device) if device is not None else None
+    if (dev is None and torch.cuda.is_available()) or (dev is not None and dev.type == "cuda"):
+        return {"trained_on": "cuda", "device": torch.cuda.get_device_name(dev)}
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -74,7 +74,7 @@ def publish(run: Path, out: Path, name: str | None, data_source: str, data_licen
     recipe = out / "recipes" / f"{name}.yml"  # the resolved recipe: training it again reproduces the run
     recipe.parent.mkdir(exist_ok=True)
     recipe.write_text(options.read_text())
-    training = {**hardware(), "steps": desc.get("steps"), "batch_size": train.get("batch_size"),
+    training = {**_run_hardware(run), "steps": desc.get("steps"), "batch_size": train.get("batch_size"),
                 "wall_time_s": round(wall_time if wall_time is not None else (estimated_wall_time(run) or 0), 1),
                 "recipe": f"{out.name}/recipes/{recipe.name}",
                 "command": f"restore train -opt {out.name}/recipes/{recipe.name}"}
@@ -91,6 +91,21 @@ def _write_palette(path: Path, desc: dict[str, Any]) -> str:
     names = desc.get("class_names") or [f"class_{i}" for i in range(len(desc["palette"]))]
     write_palette(path, desc["palette"], names)
     return path.name
+
+
+def _run_hardware(run: Path) -> dict[str, Any]:
+    """Where the run's chunks trained (hardware.jsonl, written by the engine); runs from before that file existed
+    get this machine's hardware, marked as recorded at publish time."""
+    path = run / "hardware.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    if not rows:
+        return {**hardware(), "hardware_recorded": "at publish time (the run has no hardware.jsonl)"}
+    kinds = sorted({r["trained_on"] for r in rows})
+    devices = list(dict.fromkeys(r["device"] for r in rows))
+    out: dict[str, Any] = {"trained_on": "+".join(kinds), "device": "; ".join(devices)}
+    if max(r.get("processes", 1) for r in rows) > 1:
+        out["processes"] = max(r.get("processes", 1) for r in rows)
+    return out
 
 
 def _count_training_images(config: dict[str, Any]) -> int | None:

@@ -30,6 +30,7 @@ def test_publish_writes_a_card_that_verifies(published, capsys):
     card = read_card(published / "tiny_sr.yml")
     assert card["task"] == "sr" and card["architecture"]["arch"] == "srresnet"
     assert card["training"]["steps"] == 2 and card["training"]["trained_on"] in ("cpu", "cuda")
+    assert "hardware_recorded" not in card["training"]  # the engine recorded it while training
     assert card["data"]["count"] == 80 and card["critic"]["norm"]["type"] == "san"
     assert (published / "recipes" / "tiny_sr.yml").is_file()
     assert verify_folder(published) == []
@@ -77,3 +78,23 @@ def test_the_repositorys_weights_verify():
     if not any(folder.glob("*.safetensors")):
         pytest.skip("no published weights in weights/ yet")
     assert verify_folder(folder) == []
+
+
+def test_card_names_the_hardware_each_chunk_trained_on(published, tmp_path):
+    """A run trained in chunks on two machines is published as trained on both, whatever machine publishes it."""
+    import json
+
+    run = tmp_path / "runs" / "x4_smoke"
+    rows = [json.loads(line) for line in (run / "hardware.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["step"] == 0 and rows[0]["trained_on"] in ("cpu", "cuda")
+    with open(run / "hardware.jsonl", "a") as f:
+        f.write(json.dumps({"step": 1, "trained_on": "cuda", "device": "NVIDIA H100 80GB HBM3", "processes": 4}) + "\n")
+    assert main(["publish", "--run", str(run), "--out", str(published), "--name", "mixed", "--data-source", "x",
+                 "--data-license", "y"]) == 0
+    training = read_card(published / "mixed.yml")["training"]
+    assert training["device"].endswith("; NVIDIA H100 80GB HBM3") and training["processes"] == 4
+    assert training["trained_on"] in ("cpu+cuda", "cuda")
+    (run / "hardware.jsonl").unlink()
+    assert main(["publish", "--run", str(run), "--out", str(published), "--name", "old", "--data-source", "x",
+                 "--data-license", "y"]) == 0
+    assert "publish time" in read_card(published / "old.yml")["training"]["hardware_recorded"]

@@ -322,6 +322,17 @@ class Trainer:
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._stop_signal = signal.Signals(signum).name
 
+    def _record_hardware(self) -> None:
+        """One line per training chunk in hardware.jsonl: a model card must name where the steps ran, not where
+        ``restore publish`` happens to run (chunks may run on different machines)."""
+        import json
+
+        from restore.cards import hardware
+
+        row = {"step": self.step, **hardware(self.device), "processes": self.dist.world_size}
+        with open(self.run_dir / "hardware.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
     def fit(self, stop_at: int | None = None) -> TrainResult:
         """Train from ``self.step`` to ``opts.train.steps`` (or pause at ``stop_at``: training in chunks, e.g. on a
         time-limited GPU); checkpoints every N steps, on SIGINT/SIGTERM and at the end. Raises
@@ -333,6 +344,7 @@ class Trainer:
             import yaml
 
             (self.run_dir / "options.yml").write_text(yaml.safe_dump(to_dict(self.opts), sort_keys=False))
+            self._record_hardware()
         old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for s in old:
             signal.signal(s, self._on_signal)
