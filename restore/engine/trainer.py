@@ -107,6 +107,14 @@ def generator_description(opts: Options, task: Any, generator: nn.Module) -> dic
             "kwargs": dict(opts.generator.kwargs) if opts.generator else {}, "extra": {}}
 
 
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """Data workers leave SIGTERM/SIGINT to the main process. ``pkill -f``, Ctrl-C and SLURM's scancel signal the
+    whole process group; a worker that died of it would crash the main process before it could write its pause
+    checkpoint. The main process shuts the workers down itself (and they exit when it is gone)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Trainer:
     """Runs ``task`` for ``opts.train.steps`` steps in ``run_dir`` (checkpoints/, tb/, samples/, metrics.jsonl)."""
 
@@ -283,7 +291,8 @@ class Trainer:
         # (whose loader starts later) would diverge from an uninterrupted one.
         gen = torch.Generator().manual_seed(self.opts.seed * 1_000_003 + self.dist.rank)
         loader = DataLoader(EpochIndexed(dataset), batch_sampler=sampler, num_workers=workers, generator=gen,
-                            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
+                            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+                            worker_init_fn=_ignore_stop_signals if workers > 0 else None)
         return iter(loader)
 
     def _writer_log(self, scalars: dict[str, float], images: dict[str, Tensor] | None = None) -> None:

@@ -73,3 +73,38 @@ def test_lr_halves_at_milestones(tmp_path):
     t = Trainer(opts, ToyTask(opts), tmp_path / "run", torch.device("cpu"), progress=False)
     t.fit()
     assert t.opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 / 4)
+
+
+def test_sigterm_to_the_whole_process_group_pauses_with_a_checkpoint(shared, tmp_path):
+    """pkill -f / Ctrl-C / SLURM's scancel signal every process of the job, data workers included: the workers must
+    leave it to the main process, which finishes its step and writes the pause checkpoint (it once crashed with
+    'DataLoader worker ... is killed by signal: Terminated' and lost the steps since the last checkpoint)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    run = tmp_path / "runs" / "x4_smoke"
+    cmd = [sys.executable, "-m", "restore", "train", "-opt", "options/train/sr/x4_smoke.yml", "--no-progress",
+           "--set", f"path.root={tmp_path / 'runs'}", "--set", "train.steps=100000", "--set", "train.log_every=1",
+           "--set", "val.every=100000", "--set", "checkpoint.every=100000", "--set", "data.num_workers=1",
+           "--set", f"data.train.roots=[{shared / 'data' / 'sr-train' / 'sun_hays80'}]",
+           "--set", "losses.perceptual=null"]
+    proc = subprocess.Popen(cmd, cwd=root, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.time() + 120
+        while not ((run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").read_text().count("\n") >= 2):
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()[0]
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out
+    assert "paused at step" in out and "killed by signal" not in out, out
+    assert list((run / "checkpoints").glob("step_*.pt")), out
