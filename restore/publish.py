@@ -12,17 +12,24 @@ import yaml
 from restore.cards import hardware, make_card, write_card
 
 
-def estimated_wall_time(run: Path) -> float | None:
-    """Seconds of training from the logged throughput (each log line covers the steps since the previous one)."""
+def estimated_wall_time(run: Path, until: int | None = None) -> float | None:
+    """Seconds of training from the logged throughput (each log line covers the steps since the previous one), up
+    to step ``until`` (a published checkpoint's: steps after it did not make the weights). A run resumed from an
+    earlier checkpoint logs steps again; those lines count from the chunk's start in hardware.jsonl."""
     path = run / "metrics.jsonl"
     if not path.is_file():
         return None
+    hw = run / "hardware.jsonl"
+    starts = sorted(json.loads(x)["step"] for x in hw.read_text().splitlines() if x.strip()) if hw.is_file() else []
     total, prev = 0.0, 0
     for line in path.read_text().splitlines():
         row = json.loads(line)
-        if "speed/it_per_s" in row and row["speed/it_per_s"] > 0:
-            total += (row["step"] - prev) / row["speed/it_per_s"]
-            prev = row["step"]
+        step = row["step"]
+        if step <= prev:  # resumed from an earlier checkpoint
+            prev = max((s for s in starts if s < step), default=step)
+        if "speed/it_per_s" in row and row["speed/it_per_s"] > 0 and (until is None or step <= until):
+            total += (step - prev) / row["speed/it_per_s"]
+        prev = step
     return total or None
 
 
@@ -75,7 +82,8 @@ def publish(run: Path, out: Path, name: str | None, data_source: str, data_licen
     recipe.parent.mkdir(exist_ok=True)
     recipe.write_text(options.read_text())
     training = {**_run_hardware(run), "steps": desc.get("steps"), "batch_size": train.get("batch_size"),
-                "wall_time_s": round(wall_time if wall_time is not None else (estimated_wall_time(run) or 0), 1),
+                "wall_time_s": round(wall_time if wall_time is not None
+                                     else (estimated_wall_time(run, desc.get("steps")) or 0), 1),
                 "recipe": f"{out.name}/recipes/{recipe.name}",
                 "command": f"restore train -opt {out.name}/recipes/{recipe.name}"}
     card = make_card(name, dst, desc, config, {"source": data_source, "count": data_count, "license": data_license},

@@ -98,3 +98,17 @@ def test_card_names_the_hardware_each_chunk_trained_on(published, tmp_path):
     assert main(["publish", "--run", str(run), "--out", str(published), "--name", "old", "--data-source", "x",
                  "--data-license", "y"]) == 0
     assert "publish time" in read_card(published / "old.yml")["training"]["hardware_recorded"]
+
+
+def test_wall_time_counts_only_steps_that_made_the_weights(tmp_path):
+    import json
+
+    from restore.publish import estimated_wall_time
+
+    rows = [(10, 1.0), (20, 0.5), (30, 1.0),  # first chunk: 10 + 20 + 10 s, crashed after step 30
+            (30, 2.0), (40, 2.0)]             # resumed from step 20: 10 steps at 2/s, then 10 more
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "speed/it_per_s": r}) + "\n"
+                                                    for s, r in rows))
+    (tmp_path / "hardware.jsonl").write_text(json.dumps({"step": 0}) + "\n" + json.dumps({"step": 20}) + "\n")
+    assert estimated_wall_time(tmp_path) == pytest.approx(10 + 20 + 10 + 5 + 5)
+    assert estimated_wall_time(tmp_path, until=20) == pytest.approx(10 + 20)
