@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from restore.data.io import Image, ImageReadError, read_image, write_image
+from restore.data.label2photo import stored_values
 from restore.inference.translate import resize_nearest
 from restore.inference.upscale import _resize
 from restore.pipelines import (
@@ -229,23 +230,10 @@ def hex_colour(rgb: Any) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def raw_values(desc: dict[str, Any]) -> list[int | None]:
-    """The value to store in an integer-id label map for each class id of a SPADE model (None: not storable)."""
-    from restore.data.label2photo import LABEL_SETS
-
-    n = int(desc["num_classes"])
-    if desc.get("label_set") in LABEL_SETS:
-        ls = LABEL_SETS[desc["label_set"]]
-        first, labels, dont_care = ls.first_value, ls.num_labels, ls.dont_care
-    else:
-        first, labels, dont_care = 0, int(desc.get("num_labels") or n), desc.get("dont_care")
-    return [first + i if i < labels else dont_care for i in range(n)]
-
-
 def legend_html(pipe: SPADEPipeline) -> str:
     """Swatch, name, and the value an integer-id PNG uses, for every class of the model."""
     cells = []
-    for i, (name, colour, raw) in enumerate(zip(pipe.class_names, pipe.palette, raw_values(pipe.desc), strict=True)):
+    for i, (name, colour, raw) in enumerate(zip(pipe.class_names, pipe.palette, stored_values(pipe.desc), strict=True)):
         value = "" if raw is None else f" = {raw}"
         cells.append(f'<span style="display:inline-flex;align-items:center;margin:2px 10px 2px 0">'
                      f'<span style="display:inline-block;width:14px;height:14px;border:1px solid #888;'

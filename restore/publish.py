@@ -94,10 +94,14 @@ def publish(run: Path, out: Path, name: str | None, data_source: str, data_licen
 
 
 def _write_palette(path: Path, desc: dict[str, Any]) -> str:
-    from restore.data.label2photo import write_palette
+    from restore.data.label2photo import stored_values, write_palette
 
     names = desc.get("class_names") or [f"class_{i}" for i in range(len(desc["palette"]))]
-    write_palette(path, desc["palette"], names)
+    values = stored_values(desc)
+    stored = ", ".join(f"{n}={v}" for n, v in zip(names, values, strict=True) if v is not None)
+    comments = [f"Colours of {path.name.removesuffix('.palette.txt')}'s classes, for colour-coded label maps "
+                "(restore infer --palette).", f"Integer-id label maps store other values: {stored}."]
+    write_palette(path, desc["palette"], names, comments)
     return path.name
 
 

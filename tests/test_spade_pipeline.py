@@ -202,9 +202,11 @@ def test_publish_writes_the_palette_the_demo_needs_and_verify_checks_it(in_repo,
     assert card["palette"] == "tiny_spade.palette.txt"
     colours, names = read_palette(out / card["palette"])
     assert colours.shape == (12, 3) and len(set(map(tuple, colours.tolist()))) == 12 and len(names) == 12
+    assert "background=1, facade=2, window=3" in (out / card["palette"]).read_text()  # CMP stores 1..12
     assert verify_folder(out) == []
     lines = (out / card["palette"]).read_text().splitlines()
-    lines[1] = "0 1 2 3 " + lines[1].split(maxsplit=4)[4]  # repaint class 0
+    first = next(i for i, line in enumerate(lines) if line.startswith("0 "))
+    lines[first] = "0 1 2 3 " + lines[first].split(maxsplit=4)[4]  # repaint class 0
     (out / card["palette"]).write_text("\n".join(lines) + "\n")
     assert any("differs from the colours stored in the weights" in p for p in verify_folder(out))
     (out / card["palette"]).unlink()

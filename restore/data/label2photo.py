@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -205,14 +206,27 @@ def read_palette(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     return palette, [entries[i][1] for i in range(n)]
 
 
-def write_palette(path: str | os.PathLike, palette: np.ndarray, names: list[str] | tuple[str, ...]) -> None:
+def stored_values(desc: dict[str, Any]) -> list[int | None]:
+    """For each class id of a SPADE model (its weights' description), the value an integer-id label map stores
+    (None: the don't-care class of a folder set without one)."""
+    n = int(desc["num_classes"])
+    if desc.get("label_set") in LABEL_SETS:
+        ls = LABEL_SETS[desc["label_set"]]
+        first, labels, dont_care = ls.first_value, ls.num_labels, ls.dont_care
+    else:
+        first, labels, dont_care = 0, int(desc.get("num_labels") or n), desc.get("dont_care")
+    return [first + i if i < labels else dont_care for i in range(n)]
+
+
+def write_palette(path: str | os.PathLike, palette: np.ndarray, names: list[str] | tuple[str, ...],
+                  comments: Sequence[str] = ()) -> None:
     """Write ``palette`` ((n, 3) ints in 0..255) and ``names`` (n single-line strings) in :func:`read_palette`'s
     format, so that a colour-coded label set can be described once and decoded later."""
     p = Path(path)
     pal = _check_palette(palette, f"cannot write {p}")
     if len(names) != len(pal):
         raise ValueError(f"cannot write {p}: {len(pal)} colours but {len(names)} names")
-    lines = ["# <id> <R> <G> <B> <name>"]
+    lines = [f"# {c}" for c in comments] + ["# <id> <R> <G> <B> <name>"]
     for i, (colour, name) in enumerate(zip(pal.tolist(), names, strict=True)):
         name = str(name).strip()
         if "\n" in name or "\r" in name or "#" in name:
