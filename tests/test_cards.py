@@ -78,6 +78,10 @@ def test_the_repositorys_weights_verify():
     if not any(folder.glob("*.safetensors")):
         pytest.skip("no published weights in weights/ yet")
     assert verify_folder(folder) == []
+    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert total < 60e6, f"weights/ holds {total / 1e6:.1f} MB; the repository's budget is 60 MB"
+    tasks = {read_card(c)["task"] for c in folder.glob("*.yml")}
+    assert {"sr", "spade", "stargan"} <= tasks, f"weights/ must ship a model for every demo tab, has {tasks}"
 
 
 def test_card_names_the_hardware_each_chunk_trained_on(published, tmp_path):
