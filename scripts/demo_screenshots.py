@@ -1,10 +1,9 @@
 """Screenshots of the web demo serving a weights folder, each tab run on an input, in headless Chromium.
 
-    python scripts/demo_screenshots.py --out docs/demo                       # SR + label -> photo, bundled examples
-    python scripts/demo_screenshots.py --out /tmp/shots --face my_face.jpg    # also the attribute tab
+    python scripts/demo_screenshots.py --out docs/demo     # SR + label -> photo on the bundled examples
 
 Needs Playwright and a system Chromium (as tests/test_app_browser.py). Faces are never bundled (see
-weights/examples/LICENSE.md), so the attribute tab is shot only when ``--face`` is given.
+weights/examples/LICENSE.md), so the attribute tab is left out.
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", default=str(ROOT / "weights"))
     p.add_argument("--out", required=True, help="folder for the PNG screenshots")
-    p.add_argument("--face", help="a face photo for the attribute-transfer tab")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -60,8 +58,6 @@ def main(argv: list[str] | None = None) -> int:
                 allowed_paths=[str(examples)])
     tabs = [("Super-resolution", "sr", examples / "sr_scene.png"),
             ("Label → photo", "spade", examples / "facade_labels.png")]
-    if args.face:
-        tabs.append(("Attribute transfer", "stargan", Path(args.face)))
     from restore.pipelines import published
 
     have = published(args.weights)
