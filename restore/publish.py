@@ -12,6 +12,11 @@ import yaml
 from restore.cards import hardware, make_card, write_card
 
 
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    """The rows of a run's .jsonl log (none when it does not exist)."""
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+
+
 def estimated_wall_time(run: Path, until: int | None = None) -> float | None:
     """Seconds of training from the logged throughput (each log line covers the steps since the previous one), up
     to step ``until`` (a published checkpoint's: steps after it did not make the weights). A run resumed from an
@@ -19,11 +24,9 @@ def estimated_wall_time(run: Path, until: int | None = None) -> float | None:
     path = run / "metrics.jsonl"
     if not path.is_file():
         return None
-    hw = run / "hardware.jsonl"
-    starts = sorted(json.loads(x)["step"] for x in hw.read_text().splitlines() if x.strip()) if hw.is_file() else []
+    starts = sorted(r["step"] for r in _jsonl(run / "hardware.jsonl"))
     total, prev = 0.0, 0
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
+    for row in _jsonl(path):
         step = row["step"]
         if step <= prev:  # resumed from an earlier checkpoint
             prev = max((s for s in starts if s < step), default=step)
@@ -100,7 +103,7 @@ def _write_palette(path: Path, desc: dict[str, Any]) -> str:
     values = stored_values(desc)
     stored = ", ".join(f"{n}={v}" for n, v in zip(names, values, strict=True) if v is not None)
     comments = [f"Colours of {path.name.removesuffix('.palette.txt')}'s classes, for colour-coded label maps "
-                "(restore infer --palette).", f"Integer-id label maps store other values: {stored}."]
+                "(restore infer --palette).", f"Integer-id label maps store these values: {stored}."]
     write_palette(path, desc["palette"], names, comments)
     return path.name
 
@@ -108,8 +111,7 @@ def _write_palette(path: Path, desc: dict[str, Any]) -> str:
 def _run_hardware(run: Path) -> dict[str, Any]:
     """Where the run's chunks trained (hardware.jsonl, written by the engine); runs from before that file existed
     get this machine's hardware, marked as recorded at publish time."""
-    path = run / "hardware.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    rows = _jsonl(run / "hardware.jsonl")
     if not rows:
         return {**hardware(), "hardware_recorded": "at publish time (the run has no hardware.jsonl)"}
     kinds = sorted({r["trained_on"] for r in rows})
