@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
+from restore.data.cache import DecodedCache, to_integers, to_unit
+from restore.data.device_ops import augment_batch, downscale_batch, integers_to_unit
 from restore.data.io import ImageReadError, list_images, read_image, to_tensor
 from restore.data.transforms import paired_random_crop, random_augment, random_crop
 from restore.registry import DATASETS, OptionValueError
@@ -124,10 +127,16 @@ class HRFolderDataset(_EpochSeeded):
     Item: ``{"lq": (3, gt_size/scale, gt_size/scale), "gt": (3, gt_size, gt_size), "path": str}``, float32 in
     [0, 1]. With ``skip_bad`` an unreadable file is reported once per process (``warnings.warn``; each DataLoader
     worker is a process) and the next readable file (by index, wrapping around) is used instead, deterministically.
+
+    Speed: each image is decoded once per process and kept as uint8/uint16 in a cache of ``cache_mb`` megabytes
+    (0: off; restore.data.cache says what happens past the bound). With ``device_ops`` (the default) training
+    workers only cut the integer crop; the flips, rotation and MATLAB downscale run batched on the training device
+    (restore.data.device_ops), equal to this item to ~2e-7. ``device_ops: false`` computes the whole item in the
+    worker with basicsr's numpy ``imresize``, as ``dataset[i]`` always does.
     """
 
     def __init__(self, roots: list[str], scale: int = 4, gt_size: int = 128, flip: bool = True, rotate: bool = True,
-                 skip_bad: bool = False, seed: int = 0):
+                 skip_bad: bool = False, seed: int = 0, cache_mb: float = 2048, device_ops: bool = True):
         if isinstance(roots, str):
             roots = [roots]
         if not roots:
@@ -142,6 +151,8 @@ class HRFolderDataset(_EpochSeeded):
         self.scale, self.gt_size = scale, gt_size
         self.flip, self.rotate, self.skip_bad = flip, rotate, skip_bad
         self.seed, self.epoch = seed, 0
+        self.device_ops = bool(device_ops)
+        self._cache = DecodedCache(cache_mb, what=f"sr_hr_folder {', '.join(self.roots)}")
         self._bad: set[int] = set()  # indices known to be unreadable (skip_bad only)
 
     def __len__(self) -> int:
@@ -156,7 +167,7 @@ class HRFolderDataset(_EpochSeeded):
                 continue
             path = self.paths[i]
             try:
-                return path, read_image(path).rgb
+                return path, self._cache.get(i, lambda p=path: _decode_integers(p))
             except ImageReadError as err:
                 if not self.skip_bad:
                     raise
@@ -166,7 +177,8 @@ class HRFolderDataset(_EpochSeeded):
         raise RuntimeError(f"every one of the {n} images in {', '.join(self.roots)} is unreadable "
                            "(skip_bad is on, and each was reported in a warning)")
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def _crop(self, index: int) -> tuple[Path, np.ndarray, np.random.Generator]:
+        """The item's integer crop and its generator, positioned for the augmentation draws."""
         index = self._check_index(index)
         path, hr = self._read(index)
         h, w = hr.shape[:2]
@@ -174,10 +186,43 @@ class HRFolderDataset(_EpochSeeded):
             raise ValueError(f"{path}: image is {w}x{h} (WxH), smaller than gt_size {self.gt_size}x{self.gt_size}; "
                              "remove it or lower gt_size")
         rng = self._rng(index)
-        gt = random_crop(hr, self.gt_size, rng, name=str(path))
-        (gt,) = random_augment([gt], rng, flip=self.flip, rotate=self.rotate)
+        return path, random_crop(hr, self.gt_size, rng, name=str(path)), rng
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """The finished item, computed in this process with basicsr's numpy ``imresize`` (the reference path)."""
+        path, crop, rng = self._crop(index)
+        (gt,) = random_augment([to_unit(crop)], rng, flip=self.flip, rotate=self.rotate)
         lq = downscale(gt, self.scale)
         return {"lq": to_tensor(lq), "gt": to_tensor(gt), "path": str(path)}
+
+    # Staged items (``device_ops``): the engine loads ``load_staged`` in its workers and calls ``finish_batch`` on
+    # the training device; ``finish_batch(collate([load_staged(i)]))`` equals ``self[i]`` (gt bit for bit, lq to
+    # ~2e-7, see restore.data.device_ops).
+    @property
+    def staged(self) -> bool:
+        return self.device_ops
+
+    def load_staged(self, index: int) -> dict[str, Any]:
+        """Worker side: the unaugmented integer crop (C, S, S), its flips/rotation flags and its sample maximum."""
+        path, crop, rng = self._crop(index)
+        h, v, r = rng.random(3) < 0.5  # the draws random_augment makes
+        flags = [self.flip and bool(h), self.rotate and bool(v), self.rotate and bool(r)]
+        raw = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+        if crop.dtype == np.uint16:  # torch has few uint16 kernels; int32 holds it exactly (and stacks with uint8)
+            raw = raw.to(torch.int32)
+        top = 255.0 if crop.dtype == np.uint8 else 65535.0
+        return {"gt_raw": raw, "gt_max": torch.tensor(top), "aug": torch.tensor(flags), "path": str(path)}
+
+    def finish_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Device side: a collated batch of :meth:`load_staged` items -> ``{"lq", "gt", "path"}`` on its device."""
+        gt = augment_batch(integers_to_unit(batch["gt_raw"], batch["gt_max"]), batch["aug"])
+        return {"lq": downscale_batch(gt, self.scale), "gt": gt, "path": batch["path"]}
+
+
+def _decode_integers(path: Path) -> np.ndarray:
+    """Decode ``path`` as read_image does, kept as its uint8/uint16 samples (a quarter/half of float32's memory)."""
+    img = read_image(path)
+    return to_integers(img.rgb, img.bit_depth)
 
 
 def _pair_by_stem(lq_paths: list[Path], gt_paths: list[Path], scale: int, lq_root: str,

@@ -43,7 +43,10 @@ class StepBatchSampler:
 
 
 class EpochIndexed(Dataset):
-    """Decodes ``e * N + i`` into ``set_epoch(e)`` + ``dataset[i]`` (datasets without set_epoch just get ``i``)."""
+    """Decodes ``e * N + i`` into ``set_epoch(e)`` + ``dataset[i]`` (datasets without set_epoch just get ``i``).
+
+    A dataset whose ``staged`` is true splits its items in two: the workers run ``load_staged(i)`` and the task
+    finishes the collated batch on the training device (``finish_batch``; restore.data.sr.HRFolderDataset)."""
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
@@ -56,4 +59,6 @@ class EpochIndexed(Dataset):
         set_epoch = getattr(self.dataset, "set_epoch", None)
         if set_epoch is not None:
             set_epoch(epoch)
+        if getattr(self.dataset, "staged", False):
+            return self.dataset.load_staged(index)
         return self.dataset[index]

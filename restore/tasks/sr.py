@@ -65,6 +65,7 @@ class SRTask:
         if p is not None and p.weight > 0:
             self.perceptual = build_perceptual(p)
         self._device: Any = None
+        self._train_set: Any = None
         self._check_sizes()
 
     def _check_sizes(self) -> None:
@@ -88,7 +89,8 @@ class SRTask:
         kwargs = dict(self.opts.data.train.kwargs)
         kwargs.setdefault("scale", self.scale)
         kwargs.setdefault("seed", self.opts.seed)
-        return self.opts.data.train.build(**kwargs)
+        self._train_set = self.opts.data.train.build(**kwargs)
+        return self._train_set
 
     def has_validation(self) -> bool:
         return self.opts.data.val is not None
@@ -97,7 +99,10 @@ class SRTask:
         if self.perceptual is not None and self._device != device:
             self.perceptual.to(device)
             self._device = device
-        return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+        batch = {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+        if "gt_raw" in batch:  # a staged batch (device_ops): flips, rotations and the LR are made here
+            batch = self._train_set.finish_batch(batch)
+        return batch
 
     # -- steps
     def generate(self, generator: nn.Module, batch: dict[str, Any]) -> Tensor:
