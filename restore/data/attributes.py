@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from restore.data.io import list_images, read_image, to_tensor
+from restore.data.cache import DecodedCache, read_integers, to_unit
+from restore.data.io import list_images, to_tensor
 from restore.data.sr import _check_seed, _EpochSeeded
 from restore.registry import DATASETS, OptionValueError, did_you_mean
 
@@ -159,20 +160,24 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
 
 
 class _AttributeDataset(_EpochSeeded):
-    """Common loading: subclasses fill ``paths``, ``labels``, ``attribute_names`` and ``exclusive_groups``."""
+    """Common loading: subclasses fill ``paths``, ``labels``, ``attribute_names`` and ``exclusive_groups``.
+
+    ``cache_mb`` (default 1024; 0: off): each process decodes a photo once and keeps its integer samples
+    (restore.data.cache); items are bit-identical with and without it."""
 
     paths: list[Path]
     labels: np.ndarray
     attribute_names: list[str]
     exclusive_groups: list[list[int]]
 
-    def _init_common(self, image_size: int, crop_size: int | None, flip: bool, seed: int) -> None:
+    def _init_common(self, image_size: int, crop_size: int | None, flip: bool, seed: int, cache_mb: float) -> None:
         _check_int("image_size", image_size, 1)
         if crop_size is not None:
             _check_int("crop_size", crop_size, 1)
         _check_seed(seed)
         self.image_size, self.crop_size, self.flip = image_size, crop_size, flip
         self.seed, self.epoch = seed, 0
+        self._cache = DecodedCache(cache_mb, what=f"{type(self).__name__} photos")
 
     def _finish(self, paths: list[Path], labels: np.ndarray, keep: np.ndarray, what: str) -> None:
         self.paths = [p for p, k in zip(paths, keep, strict=True) if k]
@@ -186,7 +191,7 @@ class _AttributeDataset(_EpochSeeded):
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = self._check_index(index)
         path = self.paths[index]
-        img = read_image(path).rgb
+        img = to_unit(self._cache.get(index, lambda: read_integers(path)))
         if self.crop_size is not None:
             h, w = img.shape[:2]
             c = self.crop_size
@@ -285,12 +290,12 @@ class CelebADataset(_AttributeDataset):
                  split: Literal["train", "test", "all"] = "train",
                  split_mode: Literal["stargan", "official", "seeded"] = "stargan", test_count: int = 2000,
                  split_seed: int = 1234, image_size: int = 128, crop_size: int | None = 178, flip: bool = True,
-                 seed: int = 0):
+                 seed: int = 0, cache_mb: float = 1024):
         _check_choice("split", split, ("train", "test", "all"))
         _check_choice("split_mode", split_mode, ("stargan", "official", "seeded"))
         _check_int("test_count", test_count, 0)
         _check_int("split_seed", split_seed, 0)
-        self._init_common(image_size, crop_size, flip, seed)
+        self._init_common(image_size, crop_size, flip, seed, cache_mb)
         root_path = Path(root)
         attr_path = root_path / (attr_file if attr_file is not None else "list_attr_celeba.txt")
         image_dir = root_path / (images if images is not None else "img_align_celeba")
@@ -388,12 +393,12 @@ class UTKFaceDataset(_AttributeDataset):
                                                                 "Age_60+"),
                  age_groups: Sequence[int] = (20, 40, 60), split: Literal["train", "test", "all"] = "train",
                  test_fraction: float = 0.1, split_seed: int = 0, image_size: int = 128,
-                 crop_size: int | None = None, flip: bool = True, seed: int = 0):
+                 crop_size: int | None = None, flip: bool = True, seed: int = 0, cache_mb: float = 1024):
         _check_choice("split", split, ("train", "test", "all"))
         _check_fraction(test_fraction)
         _check_int("split_seed", split_seed, 0)
         _check_age_groups(age_groups)
-        self._init_common(image_size, crop_size, flip, seed)
+        self._init_common(image_size, crop_size, flip, seed, cache_mb)
         groups = age_group_names(age_groups)
         available = ["Male", *groups]
         cols = _select("attributes", attributes, available, "UTKFace",
@@ -449,11 +454,11 @@ class AttributeFolderDataset(_AttributeDataset):
 
     def __init__(self, root: str, split: Literal["train", "test", "all"] = "train", test_fraction: float = 0.1,
                  split_seed: int = 0, image_size: int = 128, crop_size: int | None = None, flip: bool = True,
-                 seed: int = 0):
+                 seed: int = 0, cache_mb: float = 1024):
         _check_choice("split", split, ("train", "test", "all"))
         _check_fraction(test_fraction)
         _check_int("split_seed", split_seed, 0)
-        self._init_common(image_size, crop_size, flip, seed)
+        self._init_common(image_size, crop_size, flip, seed, cache_mb)
         base = Path(root)
         if not base.is_dir():
             raise OptionValueError("root", f"names no folder: {base} not found")

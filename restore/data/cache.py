@@ -10,6 +10,9 @@ again each time it is read (exactly as without a cache). Evicting would make a r
 than fit decode on every read anyway, and would churn memory. A warning says once per process that the bound was
 reached and how much more memory would hold every image.
 
+A file is read once per process: one changed on disk during training is seen by processes started after the
+change (a resumed run), not by the running ones.
+
 Samples are stored as uint8 (8-bit sources) or uint16 (16-bit), a quarter or half of float32, and converted back
 with the same float32 division :func:`restore.data.io.read_image` uses, so cached and uncached items are equal
 bit for bit.
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from restore.data.io import read_image
 from restore.registry import OptionValueError
 
 
@@ -46,6 +50,12 @@ def to_unit(samples: np.ndarray) -> np.ndarray:
     """Integer samples from :func:`to_integers` to float32 in [0, 1], bit-identical to ``read_image(...).rgb``."""
     top = np.float32(255.0 if samples.dtype == np.uint8 else 65535.0)
     return samples.astype(np.float32) / top
+
+
+def read_integers(path: Any) -> np.ndarray:
+    """Decode ``path`` as :func:`restore.data.io.read_image` does, kept as its uint8/uint16 (H, W, 3) samples."""
+    img = read_image(path)
+    return to_integers(img.rgb, img.bit_depth)
 
 
 class DecodedCache:

@@ -33,7 +33,8 @@ import torch
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
-from restore.data.io import ImageReadError, list_images, read_image, to_tensor
+from restore.data.cache import DecodedCache, read_integers, to_unit
+from restore.data.io import ImageReadError, list_images, to_tensor
 from restore.data.sr import _EpochSeeded
 from restore.registry import DATASETS, OptionValueError, did_you_mean
 
@@ -594,13 +595,23 @@ def _split_folders(root: Path, suffix: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ datasets
+def _decode_sample(sample: _Sample) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(raw label map, photo as its integer samples or None, raw instance map or None): what the cache keeps."""
+    photo = None if sample.image is None else read_integers(sample.image)
+    inst = None if sample.instance is None else read_label_map(sample.instance)
+    return read_label_map(sample.label), photo, inst
+
+
 class Label2PhotoDataset(_EpochSeeded):
     """Shared loading, preprocessing and item layout of the label -> photo datasets (see the module docstring).
 
     Subclasses collect ``samples`` and call :meth:`_setup`. Attributes: ``num_classes`` (one-hot channels),
     ``class_names``, ``palette`` ((num_classes, 3) uint8), ``has_photos``, ``use_instance``, ``label_set`` (name),
     ``label_channels`` (num_classes + use_instance: the generator's and critic's label input), ``spec`` (the
-    :class:`LabelSet` used to map raw values), ``dont_care_id`` (id of the don't-care class or None)."""
+    :class:`LabelSet` used to map raw values), ``dont_care_id`` (id of the don't-care class or None).
+
+    Every subclass takes ``cache_mb`` (default 1024; 0: off): each process decodes a sample's files once and keeps
+    them as integers (restore.data.cache), so items are bit-identical with and without it."""
 
     samples: list[_Sample]
     spec: LabelSet
@@ -666,17 +677,15 @@ class Label2PhotoDataset(_EpochSeeded):
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = self._check_index(index)
         sample = self.samples[index]
-        raw = read_label_map(sample.label)
+        raw, photo, inst = self._cache.get(index, lambda: _decode_sample(sample))
         ids = self.spec.to_ids(raw, str(sample.label))
         h, w = ids.shape
-        photo = inst = None
-        if sample.image is not None:
-            photo = read_image(sample.image).rgb
+        if photo is not None:
+            photo = to_unit(photo)
             if photo.shape[:2] != (h, w):
                 raise ValueError(f"{sample.image}: photo is {photo.shape[1]}x{photo.shape[0]} (WxH) but its label map "
                                  f"{sample.label} is {w}x{h}")
-        if sample.instance is not None:
-            inst = read_label_map(sample.instance)
+        if inst is not None:
             if inst.shape != (h, w):
                 raise ValueError(f"{sample.instance}: instance map is {inst.shape[1]}x{inst.shape[0]} (WxH) but its "
                                  f"label map {sample.label} is {w}x{h}")
@@ -722,7 +731,7 @@ class CityscapesDataset(Label2PhotoDataset):
 
     def __init__(self, root: str, split: str = "train", preprocess: Preprocess = "resize_and_crop",
                  load_size: int = 286, crop_size: int = 256, aspect_ratio: float = 1.0, flip: bool = True,
-                 random: bool = True, use_instance: bool = False, seed: int = 0):
+                 random: bool = True, use_instance: bool = False, seed: int = 0, cache_mb: float = 1024):
         self._check_options(preprocess, load_size, crop_size, aspect_ratio, flip, random, use_instance, seed)
         base = Path(root)
         if (base / "gtFine" / split).is_dir():
@@ -749,6 +758,7 @@ class CityscapesDataset(Label2PhotoDataset):
         samples = _pair(labels, label_dir, images, image_dir, instances, inst_dir, use_instance,
                         keys=("root", "root", "root"))
         self.root, self.split = root, split
+        self._cache = DecodedCache(cache_mb, what=f"{type(self).__name__} label maps and photos")
         self._setup(LABEL_SETS["cityscapes"], samples, instances is not None, preprocess, load_size, crop_size,
                     aspect_ratio, flip, random, use_instance, seed, f"Cityscapes {split} split in {root}")
 
@@ -760,7 +770,7 @@ class CocoStuffDataset(Label2PhotoDataset):
 
     def __init__(self, root: str, split: str = "train", preprocess: Preprocess = "resize_and_crop",
                  load_size: int = 286, crop_size: int = 256, aspect_ratio: float = 1.0, flip: bool = True,
-                 random: bool = True, use_instance: bool = False, seed: int = 0):
+                 random: bool = True, use_instance: bool = False, seed: int = 0, cache_mb: float = 1024):
         self._check_options(preprocess, load_size, crop_size, aspect_ratio, flip, random, use_instance, seed)
         base = Path(root)
         label_dir, inst_dir, image_dir = base / f"{split}_label", base / f"{split}_inst", base / f"{split}_img"
@@ -775,6 +785,7 @@ class CocoStuffDataset(Label2PhotoDataset):
         samples = _pair(labels, label_dir, images, image_dir, instances, inst_dir, use_instance,
                         keys=("root", "root", "root"))
         self.root, self.split = root, split
+        self._cache = DecodedCache(cache_mb, what=f"{type(self).__name__} label maps and photos")
         self._setup(LABEL_SETS["coco_stuff"], samples, instances is not None, preprocess, load_size, crop_size,
                     aspect_ratio, flip, random, use_instance, seed, f"COCO-Stuff {split} split in {root}")
 
@@ -787,7 +798,7 @@ class ADE20KDataset(Label2PhotoDataset):
 
     def __init__(self, root: str, split: str = "training", preprocess: Preprocess = "resize_and_crop",
                  load_size: int = 286, crop_size: int = 256, aspect_ratio: float = 1.0, flip: bool = True,
-                 random: bool = True, use_instance: bool = False, seed: int = 0):
+                 random: bool = True, use_instance: bool = False, seed: int = 0, cache_mb: float = 1024):
         self._check_options(preprocess, load_size, crop_size, aspect_ratio, flip, random, use_instance, seed)
         if use_instance:
             raise OptionValueError("use_instance", "is true but ADE20K has no instance maps; set use_instance: false")
@@ -802,6 +813,7 @@ class ADE20KDataset(Label2PhotoDataset):
         images = _by_key(_list("root", image_dir, "photo"), "", "root", "photo") if image_dir.is_dir() else None
         samples = _pair(labels, label_dir, images, image_dir, None, "", use_instance, keys=("root", "root", "root"))
         self.root, self.split = root, split
+        self._cache = DecodedCache(cache_mb, what=f"{type(self).__name__} label maps and photos")
         self._setup(LABEL_SETS["ade20k"], samples, False, preprocess, load_size, crop_size, aspect_ratio, flip,
                     random, use_instance, seed, f"ADE20K {split} split in {root}")
 
@@ -842,7 +854,7 @@ class CMPFacadesDataset(Label2PhotoDataset):
     def __init__(self, root: str, split: Literal["all", "train", "test"] = "train", test_count: int = 28,
                  split_seed: int = 0, preprocess: Preprocess = "resize_and_crop", load_size: int = 286,
                  crop_size: int = 256, aspect_ratio: float = 1.0, flip: bool = True, random: bool = True,
-                 use_instance: bool = False, seed: int = 0):
+                 use_instance: bool = False, seed: int = 0, cache_mb: float = 1024):
         self._check_options(preprocess, load_size, crop_size, aspect_ratio, flip, random, use_instance, seed)
         if use_instance:
             raise OptionValueError("use_instance", "is true but CMP Facades has no instance maps; set use_instance: "
@@ -874,6 +886,7 @@ class CMPFacadesDataset(Label2PhotoDataset):
             spec = LabelSet(name=spec.name, num_labels=spec.num_labels, first_value=spec.first_value,
                             class_names=_read_facade_names(names_file), palette=spec.palette)
         self.root, self.split, self.test_count, self.split_seed = root, split, test_count, split_seed
+        self._cache = DecodedCache(cache_mb, what=f"{type(self).__name__} label maps and photos")
         self._setup(spec, samples, False, preprocess, load_size, crop_size, aspect_ratio, flip, random,
                     use_instance, seed, f"CMP Facades in {root}")
 
@@ -893,7 +906,7 @@ class Label2PhotoFolderDataset(Label2PhotoDataset):
                  dont_care: int | None = None, class_names: list[str] | None = None, palette: str | None = None,
                  preprocess: Preprocess = "resize_and_crop", load_size: int = 286, crop_size: int = 256,
                  aspect_ratio: float = 1.0, flip: bool = True, random: bool = True, use_instance: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, cache_mb: float = 1024):
         self._check_options(preprocess, load_size, crop_size, aspect_ratio, flip, random, use_instance, seed)
         _check_int("num_labels", num_labels, 1)
         if dont_care is not None:
@@ -927,6 +940,7 @@ class Label2PhotoFolderDataset(Label2PhotoDataset):
         samples = _pair(label_map, label_dir, image_map, images or "", inst_map, instances or "", use_instance)
         self.labels_dir, self.images_dir, self.instances_dir = labels, images, instances
         where = f"label2photo_folder (labels {labels}" + (f", instances {instances})" if instances else ")")
+        self._cache = DecodedCache(cache_mb, what=f"{type(self).__name__} label maps and photos")
         self._setup(spec, samples, inst_map is not None, preprocess, load_size, crop_size, aspect_ratio, flip,
                     random, use_instance, seed, where)
 

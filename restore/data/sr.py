@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from restore.data.cache import DecodedCache, to_integers, to_unit
+from restore.data.cache import DecodedCache, read_integers, to_unit
 from restore.data.device_ops import augment_batch, downscale_batch, integers_to_unit
 from restore.data.io import ImageReadError, list_images, read_image, to_tensor
 from restore.data.transforms import paired_random_crop, random_augment, random_crop
@@ -167,7 +167,7 @@ class HRFolderDataset(_EpochSeeded):
                 continue
             path = self.paths[i]
             try:
-                return path, self._cache.get(i, lambda p=path: _decode_integers(p))
+                return path, self._cache.get(i, lambda p=path: read_integers(p))
             except ImageReadError as err:
                 if not self.skip_bad:
                     raise
@@ -217,12 +217,6 @@ class HRFolderDataset(_EpochSeeded):
         """Device side: a collated batch of :meth:`load_staged` items -> ``{"lq", "gt", "path"}`` on its device."""
         gt = augment_batch(integers_to_unit(batch["gt_raw"], batch["gt_max"]), batch["aug"])
         return {"lq": downscale_batch(gt, self.scale), "gt": gt, "path": batch["path"]}
-
-
-def _decode_integers(path: Path) -> np.ndarray:
-    """Decode ``path`` as read_image does, kept as its uint8/uint16 samples (a quarter/half of float32's memory)."""
-    img = read_image(path)
-    return to_integers(img.rgb, img.bit_depth)
 
 
 def _pair_by_stem(lq_paths: list[Path], gt_paths: list[Path], scale: int, lq_root: str,

@@ -32,7 +32,8 @@ def _hwc(x: torch.Tensor) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ MATLAB resize
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_matlab_resize_equals_basicsr_on_real_crops(shared: Path, scale: int) -> None:
-    photos = list_images(shared / "data/sr-train/plasma_photos")[:3] + list_images(shared / "data/sr-train/sun_hays80")[:2]
+    train = shared / "data/sr-train"
+    photos = list_images(train / "plasma_photos")[:3] + list_images(train / "sun_hays80")[:2]
     sizes = [(128, 128), (96, 96), (37, 53), (64, 101), (129, 75), (9, 7)]  # odd ones, not multiples of the scale
     worst = 0.0
     for k, path in enumerate(photos):
@@ -224,3 +225,43 @@ def test_staged_batches_reach_the_engine_and_training_resumes_bit_exactly(shared
             assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resume"
     for name, tensor in a["generator"]["state"].items():
         assert torch.equal(tensor, b["generator"]["state"][name]), f"generator.{name} differs after resume"
+
+
+# ------------------------------------------------------------------------------------------------ label maps, faces
+def _items_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k]
+                                        for k in a)
+
+
+def test_label_map_and_face_sets_decode_each_file_once(shared: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from restore.data.attributes import UTKFaceDataset
+    from restore.data.label2photo import CityscapesDataset
+
+    src = shared / "data/label2photo/cityscapes_sample"
+    city = tmp_path / "city"
+    for sub in ("train_img", "train_label", "train_inst"):
+        (city / sub).mkdir(parents=True)
+        for f in sorted((src / sub).iterdir())[:3]:
+            shutil.copy(f, city / sub / f.name)
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for f in sorted((shared / "data/faces/utkface").iterdir())[:12]:
+        shutil.copy(f, faces / f.name)
+    opts = dict(preprocess="fixed", crop_size=64, aspect_ratio=2.0, use_instance=True, seed=2)
+    sets = [(CityscapesDataset(str(city), **opts), CityscapesDataset(str(city), cache_mb=0, **opts), city),
+            (UTKFaceDataset(str(faces), split="all", image_size=32, seed=2),
+             UTKFaceDataset(str(faces), split="all", image_size=32, seed=2, cache_mb=0), faces)]
+    for cached, uncached, folder in sets:
+        for epoch in (0, 1):
+            cached.set_epoch(epoch)
+            uncached.set_epoch(epoch)
+            for i in range(len(cached)):
+                assert _items_equal(cached[i], uncached[i]), (type(cached).__name__, i)
+        reference = [cached[i] for i in range(len(cached))]
+        shutil.rmtree(folder)
+        for i, ref in enumerate(reference):  # every file was decoded once and kept
+            assert _items_equal(cached[i], ref)
+        with pytest.raises((FileNotFoundError, ValueError)):
+            uncached[0]
