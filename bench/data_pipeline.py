@@ -62,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--today-batches", type=int, default=3, help="batches timed on today's path (it is slow)")
     p.add_argument("--fast-batches", type=int, default=100)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     for root in args.roots:
         if not Path(root).is_dir():

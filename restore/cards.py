@@ -80,8 +80,8 @@ class CardCheck:
 
 
 def verify_card(card_path: str | Path, load: bool = True) -> CardCheck:
-    """Problems with one card: unreadable, weights file missing, sha256 mismatch, architecture differing from the
-    weights' own metadata, or (``load``) weights that do not load into their architecture."""
+    """Problems with one card: unreadable, weights file missing, sha256 mismatch, architecture (or stored dtype)
+    differing from the weights' own metadata, or (``load``) weights that do not load into their architecture."""
     card_path = Path(card_path)
     try:
         card = read_card(card_path)
@@ -106,6 +106,8 @@ def verify_card(card_path: str | Path, load: bool = True) -> CardCheck:
             if desc["arch"] != arch.get("arch") or desc["kwargs"] != arch.get("kwargs"):
                 problems.append(f"{card_path}: architecture {arch} differs from the weights' metadata "
                                 f"{ {'arch': desc['arch'], 'kwargs': desc['kwargs']} }")
+            if card.get("dtype") and card["dtype"] != desc.get("dtype"):
+                problems.append(f"{card_path}: dtype {card['dtype']} but {weights.name} stores {desc.get('dtype')}")
             if desc.get("task") != card["task"]:
                 problems.append(f"{card_path}: task {card['task']} but the weights say {desc.get('task')}")
             if card.get("palette"):
@@ -160,6 +162,7 @@ def make_card(name: str, weights: Path, desc: dict[str, Any], config: dict[str, 
         "name": name,
         "file": weights.name,
         "sha256": sha256_of(weights),
+        "dtype": desc.get("dtype", "fp32"),
         "task": desc.get("task", config.get("task")),
         "architecture": {"arch": desc["arch"], "kwargs": desc["kwargs"]},
         "critic": None if critic is None else {"arch": critic.get("arch"), "norm": critic.get("norm"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +51,11 @@ def _metrics(files: list[str]) -> dict[str, Any]:
 
 def publish(run: Path, out: Path, name: str | None, data_source: str, data_license: str,
             data_count: int | None = None, metrics: list[str] | None = None, wall_time: float | None = None,
-            notes: str = "", checkpoint: str | None = None) -> Path:
+            notes: str = "", checkpoint: str | None = None, dtype: str = "fp16") -> Path:
     """``checkpoint``: publish a paused run from a checkpoint (``latest`` or a path; its EMA weights when kept)
-    instead of the final generator; the card's steps are the checkpoint's."""
-    from restore.weights import read_generator
+    instead of the final generator; the card's steps are the checkpoint's. ``dtype``: how the published file stores
+    its floating-point tensors, "fp16" (half the size; loading gives fp32 modules) or "fp32"."""
+    from restore.weights import convert_weights, read_generator
 
     run = Path(run)
     options = run / "options.yml"
@@ -72,12 +72,10 @@ def publish(run: Path, out: Path, name: str | None, data_source: str, data_licen
             raise FileNotFoundError(f"{src} not found: the run has not finished (rerun its training command, which "
                                     "resumes, until it writes the final generator), or publish a checkpoint with "
                                     "--checkpoint latest")
-        desc, _ = read_generator(src)
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        tmp.replace(dst)
+        convert_weights(src, dst, dtype=dtype)
+        desc, _ = read_generator(dst)
     else:
-        desc = _export_checkpoint(run, checkpoint, dst)
+        desc = _export_checkpoint(run, checkpoint, dst, dtype)
     if data_count is None:
         data_count = _count_training_images(config)
     train = config.get("train", {})
@@ -134,7 +132,7 @@ def _count_training_images(config: dict[str, Any]) -> int | None:
         return None
 
 
-def _export_checkpoint(run: Path, which: str, dst: Path) -> dict[str, Any]:
+def _export_checkpoint(run: Path, which: str, dst: Path, dtype: str = "fp16") -> dict[str, Any]:
     """Write the generator of a checkpoint (EMA when present) as self-describing safetensors; returns its
     description with the checkpoint's step."""
     import restore.archs  # noqa: F401
@@ -149,7 +147,61 @@ def _export_checkpoint(run: Path, which: str, dst: Path) -> dict[str, Any]:
     module = GENERATORS.build(desc["arch"], **desc["kwargs"])
     module.load_state_dict(state)
     step = int(ckpt.load(path)["step"])
-    extra = {k: v for k, v in desc.items() if k not in ("arch", "kwargs", "task")}
+    extra = {k: v for k, v in desc.items() if k not in ("arch", "kwargs", "task", "dtype")}
     save_generator(module, dst, arch=desc["arch"], kwargs=desc["kwargs"], task=desc["task"],
-                   extra={**extra, "steps": step, "checkpoint": Path(path).name})
-    return {**desc, "steps": step}
+                   extra={**extra, "steps": step, "checkpoint": Path(path).name}, dtype=dtype)
+    return {**desc, "steps": step, "dtype": dtype}
+
+
+def convert_published(weights: Path, dtype: str = "fp16") -> Path | None:
+    """Rewrite a published weights file in place with its floating-point tensors stored as ``dtype`` (all metadata
+    kept) and update the card that names it (``sha256``, ``dtype``); returns that card (None when none names the
+    file). ``python -m restore.publish --dtype fp16 weights/*.safetensors`` does this for each file given."""
+    from restore.cards import read_card, sha256_of
+    from restore.weights import convert_weights
+
+    weights = Path(weights)
+    convert_weights(weights, dtype=dtype)
+    for card_path in sorted(weights.parent.glob("*.yml")):
+        try:
+            card = read_card(card_path)
+        except ValueError:
+            continue
+        if card["file"] == weights.name:
+            updated: dict[str, Any] = {}
+            for k, v in card.items():
+                if k != "dtype":
+                    updated[k] = v
+                if k == "sha256":
+                    updated["sha256"] = sha256_of(weights)
+                    updated["dtype"] = dtype
+            write_card(card_path, updated)
+            return card_path
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from restore.weights import DTYPES
+
+    ap = argparse.ArgumentParser(prog="python -m restore.publish",
+                                 description="Store published weights files as fp16 (or fp32) in place, keeping "
+                                             "their metadata, and update their cards' sha256 and dtype.")
+    ap.add_argument("weights", nargs="+", help=".safetensors files (e.g. weights/*.safetensors)")
+    ap.add_argument("--dtype", default="fp16", choices=list(DTYPES))
+    args = ap.parse_args(argv)
+    for w in args.weights:
+        try:
+            card = convert_published(Path(w), args.dtype)
+        except (ValueError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        size = Path(w).stat().st_size / 1e6
+        print(f"{w}: {args.dtype}, {size:.1f} MB" + (f"; updated {card}" if card else "; no card names it"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
