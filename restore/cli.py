@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from restore.config import ConfigError, load_options, to_dict
+from restore.config import ConfigError, load_options, parse_duration, to_dict
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -41,18 +42,23 @@ def _cmd_norms(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    """Train a recipe; resumes from the run folder's newest checkpoint when there is one."""
+    """Train a recipe; resumes from the run folder's newest checkpoint when there is one.
+
+    ``--time-limit`` (or ``train.time_limit``) counts from the start of the command (``main``): importing torch,
+    building the task, loading pretrained weights and resuming are inside the budget, so the weights are written
+    before an outer limit (SLURM's ``--time``) of the same length; only the Python start-up before it is not."""
     import random
 
     import torch
 
     from restore.engine import distributed
     from restore.engine.checkpoint import latest_checkpoint
-    from restore.engine.trainer import Trainer, TrainingDiverged, generator_description
+    from restore.engine.trainer import Trainer, TrainingDiverged
     from restore.tasks import build_task
-    from restore.weights import save_generator
 
+    started = getattr(args, "started", None) or time.monotonic()
     opts = load_options(args.opt, args.set)
+    limit = args.time_limit if args.time_limit is not None else opts.train.time_limit
     info, device = distributed.init_from_env(args.device)
     try:
         torch.manual_seed(opts.seed)  # same on every rank: identical initial weights (rank 0 is broadcast anyway)
@@ -67,20 +73,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if path is not None and info.is_main:
                 print(f"resumed from {path} at step {trainer.step}")
         try:
-            result = trainer.fit(stop_at=args.until)
+            result = trainer.fit(stop_at=args.until, time_limit=limit, started=started)
         except TrainingDiverged as err:
             print(f"error: {err}", file=sys.stderr)
             return 3
         if info.is_main:
-            if result.stopped_early:
+            if result.stop_reason == "time_limit":
+                out = trainer.export_weights()
+                print(f"time limit reached at step {result.step} of {opts.train.steps} after "
+                      f"{time.monotonic() - started:.1f}s (limit {limit:.1f}s); checkpoint {result.checkpoint}; "
+                      f"generator {out} (the same command continues from the checkpoint)")
+            elif result.stopped_early:
                 print(f"paused at step {result.step}; checkpoint {result.checkpoint} "
                       "(the same command continues from there)")
             else:
-                gen = generator_description(opts, task, trainer.G)
-                out = save_generator(trainer.export_generator(), run_dir / f"{opts.name}.safetensors",
-                                     arch=gen["type"], kwargs=gen["kwargs"], task=opts.task,
-                                     extra={**gen["extra"], "steps": result.step,
-                                            "critic_norm": to_dict(opts.critic.norm) if opts.critic else None})
+                out = trainer.export_weights()
                 print(f"done: step {result.step}; checkpoint {result.checkpoint}; generator {out}")
         return 0
     finally:
@@ -302,7 +309,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     card = publish(Path(args.run), Path(args.out), name=args.name, data_source=args.data_source,
                    data_license=args.data_license, data_count=args.data_count, metrics=args.metrics,
-                   wall_time=args.wall_time, notes=args.notes, checkpoint=args.checkpoint)
+                   wall_time=args.wall_time, notes=args.notes, checkpoint=args.checkpoint, dtype=args.dtype)
     print(f"wrote {card} and {card.with_suffix('.safetensors')}")
     return 0
 
@@ -336,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="resume from CHECKPOINT, or from the run folder's newest (the default when one exists)")
     train.add_argument("--until", type=int, metavar="STEP",
                        help="pause at STEP with a checkpoint (train in chunks; rerun to continue)")
+    train.add_argument("--time-limit", type=_duration_arg, metavar="DURATION",
+                       help="stop with checkpoint and weights before DURATION (90s, 8m, 1h30m, 2h or seconds) has "
+                            "passed since the command started; overrides train.time_limit; rerun to continue")
     train.add_argument("--device", default="auto", help="auto | cpu | cuda")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
     train.set_defaults(func=_cmd_train)
@@ -366,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--wall-time", type=float, help="training wall time in seconds (default: estimated from logs)")
     pub.add_argument("--notes", default="", help="free text for the card (caveats, substitutions)")
     pub.add_argument("--checkpoint", help="publish a paused run from a checkpoint: 'latest' or a path")
+    pub.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"],
+                     help="how the published file stores its weights (default fp16: half the size; always loaded "
+                          "as fp32; refused when a tensor does not fit fp16)")
     pub.set_defaults(func=_cmd_publish)
     ver = sub.add_parser("verify", help="check the model cards of a weights folder (sha256, loading)")
     ver.add_argument("folder", nargs="?", default="weights")
@@ -430,8 +443,18 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _duration_arg(text: str) -> float:
+    """argparse type of ``--time-limit`` (argparse prefixes the flag to the message)."""
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()  # the origin of --time-limit / train.time_limit
     args = build_parser().parse_args(argv)
+    args.started = started
     try:
         return args.func(args)
     except (ConfigError, FileNotFoundError, ValueError) as err:

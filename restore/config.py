@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -363,6 +364,36 @@ class DatasetSpec(Spec):
     registry: ClassVar[Registry] = DATASETS
 
 
+# ----------------------------------------------------------------------------------------------- durations
+_DURATION = re.compile(r"(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?")
+
+
+def parse_duration(value: Any) -> float:
+    """``90s``, ``8m``, ``1h30m``, ``2h`` or a plain number of seconds -> seconds (> 0).
+
+    Used by ``train.time_limit`` and ``restore train --time-limit``; the message names the bad value (the caller
+    adds the key or flag)."""
+    expected = "must be a duration like 90s, 8m, 1h30m, 2h or a number of seconds"
+    if isinstance(value, bool):
+        raise ValueError(f"{expected}, got {value}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        try:
+            seconds = float(text)
+        except ValueError:
+            m = _DURATION.fullmatch(text)
+            if not text or m is None or not any(m.groupdict().values()):
+                raise ValueError(f"{expected}, got {value!r}") from None
+            seconds = sum(float(m[k] or 0) * f for k, f in (("h", 3600), ("m", 60), ("s", 1)))
+    else:
+        raise ValueError(f"{expected}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"must be a positive duration, got {value!r}")
+    return seconds
+
+
 # ----------------------------------------------------------------------------------------------- schema
 @dataclass(frozen=True)
 class PathOptions:
@@ -399,8 +430,19 @@ class TrainOptions:
     # the last step, starting at fraction lr_decay_start of the run (StarGAN/SAN: decay over the last third)
     lr_schedule: Literal["multistep", "linear"] = "multistep"
     lr_decay_start: float = 0.5
-    amp: Literal["none", "bf16", "fp16"] = "none"  # CUDA only; ignored on CPU
-    channels_last: bool = True  # CUDA only
+    # Speed options (docs/speed.md). amp: autocast dtype; bf16 runs on CUDA and the CPU, fp16 (with a GradScaler)
+    # on CUDA only. channels_last: NHWC activations and weights; "auto" = on for CUDA, off for the CPU.
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    channels_last: bool | Literal["auto"] = "auto"
+    # torch.compile the generator, the critic or both ("all"); some critic norms are refused (docs/speed.md)
+    compile: Literal["none", "generator", "critic", "all"] = "none"
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
+    # TF32 matmuls and convolutions on CUDA (null: torch's defaults). No effect on the CPU, which has no TF32.
+    tf32: bool | None = None
+    # Adam implementation. auto: fused on CUDA, torch's single-tensor default on the CPU (keeps CPU numerics)
+    optimizer_impl: Literal["auto", "fused", "foreach", "single"] = "auto"
+    # stop (with checkpoint and exported weights) before this much time has passed: 90s, 8m, 1h30m or seconds
+    time_limit: float | str | None = None
     log_every: int = 50
     pretrained_generator: str | None = None  # weights (.safetensors or checkpoint) to initialise the generator
 
@@ -428,6 +470,12 @@ class TrainOptions:
             raise OptionValueError("lr_gamma", f"must be in (0, 1], got {self.lr_gamma}")
         if self.log_every < 1:
             raise OptionValueError("log_every", f"must be >= 1, got {self.log_every}")
+        if self.time_limit is not None:
+            try:
+                seconds = parse_duration(self.time_limit)
+            except ValueError as err:
+                raise OptionValueError("time_limit", str(err)) from None
+            object.__setattr__(self, "time_limit", seconds)  # stored (and written back) in seconds
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ The task supplies the networks, datasets and losses (``restore.tasks.base.Task``
 mixed precision, EMA, distribution, logging, validation scheduling, checkpoints and exact resume. Only the engine
 writes logs (TensorBoard + ``metrics.jsonl``); losses and norms report named scalars.
 
+Speed options (``train.amp``, ``channels_last``, ``compile``, ``tf32``, ``optimizer_impl``) and the time budget
+(``train.time_limit``) are described in docs/speed.md.
+
 Distribution: the generator is wrapped in torch's DistributedDataParallel. The critic is not: GP, R1 and GraN
 differentiate input gradients (``autograd.grad(create_graph=True)``), which DDP documents as unsupported, so the
 critic's gradients are all-reduced explicitly after ``backward()`` (the same averaging DDP performs).
@@ -17,6 +20,8 @@ import math
 import random
 import signal
 import time
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from restore.config import Options, to_dict
+from restore.config import ConfigError, Options, to_dict
 from restore.engine import checkpoint as ckpt
 from restore.engine.distributed import DistInfo, any_rank
 from restore.engine.sampler import EpochIndexed, StepBatchSampler
@@ -43,6 +48,106 @@ class TrainResult:
     stopped_early: bool
     checkpoint: Path | None
     last_scalars: dict[str, float]
+    #: why it stopped before ``train.steps``: "time_limit", "signal", "until" (``stop_at``); None when finished
+    stop_reason: str | None = None
+
+
+#: critic norms that cannot run in a torch.compile'd critic, with the reason (found on torch 2.14, CPU inductor)
+COMPILE_REFUSED = {
+    "gran": "GraN differentiates the critic inside its forward (autograd.grad(create_graph=True)) and the loss is "
+            "then differentiated again: a double backward, which compiled graphs do not support",
+    "bsn": "BSN's power iteration updates its vectors in place in every training forward; the compiled graph keeps "
+           "them for its backward and the next forward's update invalidates them (autograd's 'modified by an "
+           "inplace operation')",
+}
+
+
+def check_compile(target: str, norm_name: str, where: str = "train.compile") -> None:
+    """Refuse, at build time, a ``train.compile`` choice that cannot train (messages name the norm and the reason).
+
+    GP and R1 differentiate the critic twice too, but only in their penalty term: the trainer evaluates the penalty
+    with the eager critic (same parameters), so compiling the critic still speeds up its loss and the generator's
+    adversarial term. Compiling only the generator works with every norm."""
+    if target in ("critic", "all") and norm_name in COMPILE_REFUSED:
+        raise ConfigError(f"{where}: '{target}' compiles the critic, which critic norm '{norm_name}' cannot use: "
+                          f"{COMPILE_REFUSED[norm_name]}. Use compile: generator (or none).")
+
+
+def adam_options(impl: str, device: torch.device) -> dict[str, bool]:
+    """torch.optim.Adam keyword arguments for ``train.optimizer_impl``.
+
+    auto: fused on CUDA; on the CPU torch's own default (the single-tensor loop), so CPU runs of existing recipes
+    keep their exact numerics. fused/foreach/single are taken as asked (they agree to float rounding)."""
+    if impl == "auto":
+        impl = "fused" if device.type == "cuda" else "single"
+    return {"fused": {"fused": True, "foreach": False}, "foreach": {"fused": False, "foreach": True},
+            "single": {"fused": False, "foreach": False}}[impl]
+
+
+def _hooks_outside_compile(module: nn.Module) -> None:
+    """Run the forward pre-hooks of ``module``'s layers eagerly, outside torch.compile's graphs.
+
+    SAN's per-conv hook reads the input size into Python (``tolist``) and updates host state: traced, it breaks the
+    graph anyway and is recompiled for every layer and every requires_grad pattern (7 minutes on a 2-core CPU for a
+    9-layer critic, then dynamo's recompile limit); left eager it costs one graph break per conv and no compile."""
+    for sub in module.modules():
+        for key, hook in list(sub._forward_pre_hooks.items()):
+            sub._forward_pre_hooks[key] = torch.compiler.disable(hook, recursive=True)
+
+
+def _to_memory_format(batch: Any, fmt: torch.memory_format) -> Any:
+    """4-D floating tensors of a batch (dicts, lists and tuples walked) in ``fmt``; anything else unchanged."""
+    if isinstance(batch, Tensor):
+        return batch.contiguous(memory_format=fmt) if batch.dim() == 4 and batch.is_floating_point() else batch
+    if isinstance(batch, dict):
+        return {k: _to_memory_format(v, fmt) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_memory_format(v, fmt) for v in batch)
+    return batch
+
+
+class TimeBudget:
+    """Decides at step boundaries whether one more step, plus a validation that would be due after it, plus the
+    checkpoint and the weight export, still ends before the deadline.
+
+    Conservative on purpose: the step estimate is the *maximum* of the last ``window`` measured steps of this
+    command (the first step, with its warm-up or compilation, counts until it leaves the window); checkpoint and
+    export costs are measured (one real write of each at the start, then the maximum of the real checkpoint
+    writes). Before this command has measured a step or a validation, the costs the previous command stored in
+    its checkpoint stand in; with none (a fresh run) the first step is taken unmeasured, and a validation's cost is
+    not counted until one has run (docs/speed.md)."""
+
+    window = 20
+
+    def __init__(self, limit: float, started: float):
+        self.limit, self.started = limit, started
+        self.deadline = started + limit
+        self.steps: deque[float] = deque(maxlen=self.window)
+        self.prior_step: float | None = None  # the previous command's step cost, until this one measures its own
+        self.validation: float | None = None
+        self.save = 0.0
+        self.export = 0.0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def step_cost(self) -> float | None:
+        return max(self.steps) if self.steps else self.prior_step
+
+    def need(self, validation_due: bool) -> float:
+        """Seconds one more step (with a due validation) and the final checkpoint + export need."""
+        val = self.validation if (validation_due and self.validation is not None) else 0.0
+        return (self.step_cost() or 0.0) + val + self.save + self.export
+
+    def describe(self, validation_due: bool) -> str:
+        parts = [f"step {self.step_cost() or 0.0:.2f}s"]
+        if validation_due and self.validation is not None:
+            parts.append(f"validation {self.validation:.2f}s")
+        parts += [f"checkpoint {self.save:.2f}s", f"export {self.export:.2f}s"]
+        return f"{self.need(validation_due):.2f}s ({' + '.join(parts)})"
 
 
 class EMA:
@@ -127,8 +232,19 @@ class Trainer:
         self.progress = progress and self.dist.is_main
         t = opts.train
         cuda = device.type == "cuda"
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp) if cuda else None
-        fmt = torch.channels_last if (cuda and t.channels_last) else torch.contiguous_format
+        src = f"{opts.source}: " if opts.source else ""
+        if t.amp == "fp16" and not cuda:
+            raise ConfigError(f"{src}train.amp is 'fp16', which needs CUDA (its GradScaler and fp16 kernels); on "
+                              f"the {device.type} use amp: bf16 (or none)")
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
+        self.channels_last = cuda if t.channels_last == "auto" else bool(t.channels_last)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.memory_format = fmt
+        if cuda and t.tf32 is not None:
+            torch.backends.cuda.matmul.allow_tf32 = t.tf32
+            torch.backends.cudnn.allow_tf32 = t.tf32
+        if t.compile != "none":
+            check_compile(t.compile, task.norm.name, f"{src}train.compile")
 
         generator = task.generator
         if self.dist.enabled and cuda:  # batch statistics over all GPUs (SPADE with param_free_norm: batch)
@@ -140,8 +256,22 @@ class Trainer:
             self._broadcast_initial_state()
         self.G_train = DistributedDataParallel(self.G, device_ids=[device.index] if cuda else None) \
             if self.dist.enabled else self.G
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=t.betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=t.betas) if self.D is not None else None
+        # the critic's loss and the generator's adversarial term go through D_train; penalties (GP, R1: double
+        # backward) always use the eager self.D, which shares its parameters
+        self.D_train: nn.Module | None = self.D
+        if t.compile in ("generator", "all"):
+            self.G_train = torch.compile(self.G_train, mode=t.compile_mode)
+        if t.compile in ("critic", "all") and self.D is not None:
+            _hooks_outside_compile(self.D)
+            self.D_train = torch.compile(self.D, mode=t.compile_mode)
+        adam = adam_options(t.optimizer_impl, device)
+        try:
+            self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=t.betas, **adam)
+            self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=t.betas, **adam) \
+                if self.D is not None else None
+        except RuntimeError as err:
+            raise ConfigError(f"{src}train.optimizer_impl is {t.optimizer_impl!r}, which torch "
+                              f"{torch.__version__} does not offer here: {err}") from None
         self.sched_g = make_scheduler(self.opt_g, t)
         self.sched_d = make_scheduler(self.opt_d, t) if self.opt_d is not None else None
         self.ema = EMA(self.G, t.ema) if t.ema else None
@@ -152,6 +282,11 @@ class Trainer:
         self._critic_time, self._critic_count = 0.0, 0
         self._stop_signal: str | None = None
         self._writer = None
+        self._last_save_s = 0.0
+        # measured costs for the time budget (stored in checkpoints: the next command starts from them)
+        self._validation_s: float | None = None
+        self._step_times: deque[float] = deque(maxlen=TimeBudget.window)
+        self._prior_step_s: float | None = None
 
     # ------------------------------------------------------------------------------------------ state
     def _broadcast_initial_state(self) -> None:
@@ -183,6 +318,8 @@ class Trainer:
             "scaler_d": self.scaler_d.state_dict(),
             "norm": self.norm.state_dict(),
             "rng": rng_states,
+            "timing": {"validation_s": self._validation_s,
+                       "step_s": max(self._step_times) if self._step_times else self._prior_step_s},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -205,15 +342,51 @@ class Trainer:
         self.norm.load_state_dict(state["norm"])
         rng = state["rng"]
         _set_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
+        timing = state.get("timing") or {}
+        self._validation_s, self._prior_step_s = timing.get("validation_s"), timing.get("step_s")
 
     def save(self) -> Path:
         """Write a checkpoint (rank 0; every rank must call it because RNG states are gathered)."""
+        tic = time.perf_counter()
         state = self.state_dict()
         path = ckpt.checkpoint_path(self.ckpt_dir, self.step)
         if self.dist.is_main:
             ckpt.save_atomic(state, path)
             ckpt.prune(self.ckpt_dir, self.opts.checkpoint.keep)
+        self._last_save_s = time.perf_counter() - tic
         return path
+
+    def export_weights(self, path: str | Path | None = None) -> Path:
+        """Write the generator to publish (EMA when on) as ``<run>/<name>.safetensors`` (rank 0 only), with its
+        architecture and the steps it was trained for: what ``restore train`` leaves when it finishes or stops for
+        its time limit."""
+        from restore.weights import save_generator
+
+        path = Path(path) if path is not None else self.run_dir / f"{self.opts.name}.safetensors"
+        gen = generator_description(self.opts, self.task, self.G)
+        critic_norm = to_dict(self.opts.critic.norm) if self.opts.critic else None
+        return save_generator(self.export_generator(), path, arch=gen["type"], kwargs=gen["kwargs"],
+                              task=self.opts.task, extra={**gen["extra"], "steps": self.step,
+                                                          "critic_norm": critic_norm})
+
+    def _measure_save_costs(self, budget: TimeBudget) -> None:
+        """One real write of the checkpoint and of the exported weights (to temporary names, then deleted), so the
+        time budget reserves measured costs, not guesses. Every rank takes part (the RNG states are gathered)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        probe = self.ckpt_dir / f".time_probe_{self.dist.rank}.pt"
+        tic = time.perf_counter()
+        state = self.state_dict()
+        if self.dist.is_main:
+            ckpt.save_atomic(state, probe)
+            probe.unlink(missing_ok=True)
+        budget.save = time.perf_counter() - tic
+        del state
+        if self.dist.is_main:
+            probe = self.run_dir / ".time_probe.safetensors"
+            tic = time.perf_counter()
+            self.export_weights(probe)
+            budget.export = time.perf_counter() - tic
+            probe.unlink(missing_ok=True)
 
     def resume(self, path: str | Path | None = None) -> Path | None:
         """Load ``path`` or the newest checkpoint of the run folder; None when there is none."""
@@ -227,7 +400,7 @@ class Trainer:
     def _autocast(self):
         if self.amp_dtype is None:
             return torch.autocast(self.device.type, enabled=False)
-        return torch.autocast("cuda", dtype=self.amp_dtype)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _all_reduce_grads(self, module: nn.Module) -> None:
         if not self.dist.enabled:
@@ -247,7 +420,7 @@ class Trainer:
         assert self.D is not None and self.opt_d is not None
         tic = time.perf_counter()
         with self._autocast():
-            loss, scalars = self.task.critic_loss(self.D, batch, fake.detach())
+            loss, scalars = self.task.critic_loss(self.D_train, batch, fake.detach())
             penalty = self.norm.penalty(lambda x: self.task.critic_forward(self.D, batch, x),
                                         self.task.real_for_penalty(batch), fake.detach())
             total = loss + penalty
@@ -268,7 +441,7 @@ class Trainer:
             self.D.requires_grad_(False)
         try:
             with self._autocast():
-                loss, scalars = self.task.generator_loss(self.D, batch, fake)
+                loss, scalars = self.task.generator_loss(self.D_train, batch, fake)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler_g.scale(loss).backward()
             self.scaler_g.step(self.opt_g)
@@ -279,6 +452,28 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.G)
         return {**scalars, "g/total": float(loss.detach())}
+
+    def train_step(self, data: Iterator[Any]) -> dict[str, float]:
+        """One training step from the batches ``data`` yields: ``critic_steps`` critic updates (one batch each),
+        the generator update on the last batch, the schedulers; ``self.step`` advances by one."""
+        t = self.opts.train
+        scalars: dict[str, float] = {}
+        fake = batch = None
+        rounds = t.critic_steps if self.D is not None else 1
+        for k in range(rounds):
+            batch = self.task.to_device(next(data), self.device)
+            if self.channels_last:
+                batch = _to_memory_format(batch, self.memory_format)
+            with torch.set_grad_enabled(k == rounds - 1), self._autocast():
+                fake = self.task.generate(self.G_train, batch)
+            if self.D is not None:
+                scalars.update(self.critic_step(batch, fake))
+        scalars.update(self.generator_step(batch, fake))
+        self.sched_g.step()
+        if self.sched_d is not None:
+            self.sched_d.step()
+        self.step += 1
+        return scalars
 
     # ------------------------------------------------------------------------------------------ loop
     def _loader(self) -> Any:
@@ -342,18 +537,31 @@ class Trainer:
         with open(self.run_dir / "hardware.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
 
-    def fit(self, stop_at: int | None = None) -> TrainResult:
+    def fit(self, stop_at: int | None = None, time_limit: float | None = None,
+            started: float | None = None) -> TrainResult:
         """Train from ``self.step`` to ``opts.train.steps`` (or pause at ``stop_at``: training in chunks, e.g. on a
         time-limited GPU); checkpoints every N steps, on SIGINT/SIGTERM and at the end. Raises
-        :class:`TrainingDiverged` on a non-finite loss (the last good checkpoint stays)."""
+        :class:`TrainingDiverged` on a non-finite loss (the last good checkpoint stays).
+
+        ``time_limit`` (seconds; default ``train.time_limit``) counts from ``started`` (a ``time.monotonic()``
+        value; default: now). It stops at the last step boundary from which one more step, a due validation, the
+        checkpoint and the weight export still end in time (:class:`TimeBudget`); the caller exports the weights
+        (:meth:`export_weights`) when ``stop_reason`` is "time_limit"."""
         t = self.opts.train
         end = t.steps if stop_at is None else min(t.steps, stop_at)
+        limit = time_limit if time_limit is not None else t.time_limit
+        budget = TimeBudget(float(limit), started if started is not None else time.monotonic()) \
+            if limit is not None else None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
             import yaml
 
             (self.run_dir / "options.yml").write_text(yaml.safe_dump(to_dict(self.opts), sort_keys=False))
             self._record_hardware()
+        if budget is not None:
+            self._measure_save_costs(budget)
+            budget.validation, budget.prior_step = self._validation_s, self._prior_step_s
+            budget.steps = self._step_times
         old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for s in old:
             signal.signal(s, self._on_signal)
@@ -365,27 +573,41 @@ class Trainer:
             bar = tqdm(total=t.steps, initial=self.step, desc=self.opts.name, dynamic_ncols=True)
         last: dict[str, float] = {}
         saved: Path | None = None
-        stopped = False
+        reason: str | None = None
         tic, tic_step = time.perf_counter(), self.step
+        has_val = self.task.has_validation()
+
+        def say(text: str) -> None:
+            if bar is not None:
+                bar.write(text)
+            elif self.dist.is_main:
+                print(text, flush=True)
+
+        def out_of_time(validation_due: bool) -> bool:
+            assert budget is not None
+            # no step measured yet in this command: one step is taken to measure it, unless even the checkpoint
+            # and the export no longer fit
+            return budget.left() < budget.need(validation_due)
+
+        def stop_for_time(where: str, validation_due: bool) -> None:
+            assert budget is not None
+            say(f"time limit: stopped at step {self.step} {where} after {budget.elapsed():.1f}s of "
+                f"{budget.limit:.1f}s; {budget.left():.1f}s left, one more step would need "
+                f"{budget.describe(validation_due)}")
+
         try:
             self.G_train.train()
             if self.D is not None:
                 self.D.train()
             while self.step < end:
-                scalars: dict[str, float] = {}
-                fake = batch = None
-                for k in range(t.critic_steps if self.D is not None else 1):
-                    batch = self.task.to_device(next(data), self.device)
-                    last_batch = k == (t.critic_steps if self.D is not None else 1) - 1
-                    with torch.set_grad_enabled(last_batch), self._autocast():
-                        fake = self.task.generate(self.G_train, batch)
-                    if self.D is not None:
-                        scalars.update(self.critic_step(batch, fake))
-                scalars.update(self.generator_step(batch, fake))
-                self.sched_g.step()
-                if self.sched_d is not None:
-                    self.sched_d.step()
-                self.step += 1
+                if budget is not None:
+                    val_due = has_val and (self.step + 1) % self.opts.val.every == 0
+                    if any_rank(out_of_time(val_due), self.dist, self.device):
+                        reason = "time_limit"
+                        stop_for_time("(before its next step)", val_due)
+                        break
+                step_tic = time.perf_counter()
+                scalars = self.train_step(data)
                 bad = [k for k, v in scalars.items() if not math.isfinite(v)]
                 if any_rank(bool(bad), self.dist, self.device):
                     good = ckpt.latest_checkpoint(self.ckpt_dir)
@@ -408,18 +630,37 @@ class Trainer:
                         self._critic_time, self._critic_count = 0.0, 0
                     self._writer_log({**scalars, **lrs, **self.norm.stats(), **speed})
                     tic, tic_step = time.perf_counter(), self.step
-                if self.step % self.opts.val.every == 0 and self.dist.is_main and self.task.has_validation():
-                    self._validate()
+                self._step_times.append(time.perf_counter() - step_tic)
+                if self.step % self.opts.val.every == 0 and has_val:
+                    # a validation whose cost is known and no longer fits is skipped: the step's state is saved
+                    # (every rank joins any_rank; only rank 0 validates, so only it may know the cost)
+                    late = budget is not None and budget.validation is not None and \
+                        budget.left() < budget.validation + budget.save + budget.export
+                    if budget is not None and any_rank(late, self.dist, self.device):
+                        saved = self.save()
+                        reason = "time_limit"
+                        stop_for_time("(its validation skipped)", False)
+                        break
+                    if self.dist.is_main:
+                        val_tic = time.perf_counter()
+                        self._validate()
+                        self._validation_s = max(self._validation_s or 0.0, time.perf_counter() - val_tic)
+                    if budget is not None:
+                        budget.validation = self._validation_s
                 if self.step % self.opts.checkpoint.every == 0:
                     saved = self.save()
+                    if budget is not None:
+                        budget.save = max(budget.save, self._last_save_s)
                 if any_rank(self._stop_signal is not None, self.dist, self.device):
                     saved = self.save()
-                    stopped = True
+                    reason = "signal"
                     if bar is not None:
                         bar.write(f"{self._stop_signal or 'stop'} received: checkpoint written to {saved}; "
                                   "run again with --resume to continue")
                     break
-            if not stopped and (saved is None or saved != ckpt.checkpoint_path(self.ckpt_dir, self.step)):
+            if reason is None and self.step < t.steps:
+                reason = "until"
+            if reason != "signal" and (saved is None or saved != ckpt.checkpoint_path(self.ckpt_dir, self.step)):
                 saved = self.save()
         finally:
             for s, handler in old.items():
@@ -428,7 +669,7 @@ class Trainer:
                 bar.close()
             if self._writer is not None:
                 self._writer.flush()
-        return TrainResult(self.step, stopped or self.step < t.steps, saved, last)
+        return TrainResult(self.step, reason is not None, saved, last, reason)
 
     def export_generator(self) -> nn.Module:
         """The generator to publish: the EMA copy when EMA is on."""
