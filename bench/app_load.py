@@ -59,8 +59,8 @@ def start_app(weights: Path, port: int, concurrency: int, device: str, log: Path
 
 def full_targets(weights: Path) -> dict[str, int]:
     """Targets that decide every attribute of the first StarGAN model (valid with or without a classifier)."""
-    from restore.pipelines import published
-    from restore.weights import read_generator
+    from restore.engine.weights import read_generator
+    from restore.hub.pipelines import published
 
     paths = published(weights).get("stargan", [])
     if not paths:

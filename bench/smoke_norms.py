@@ -25,18 +25,16 @@ KEYS = {"sr": ("d/adv", "g/adv", "g/content", "g/perceptual"),
 
 
 def run_one(task: str, norm: str, steps: int, root: Path) -> dict:
-    from restore.cli import main
+    from restore.engine.runs import RunFolder
+    from restore.train import train
 
     log_every = max(1, steps // 3)
-    args = ["train", "-opt", RECIPES[task], "--no-progress", "--set", f"path.root={root / norm}",
-            "--set", f"train.steps={steps}", "--set", f"train.log_every={log_every}", "--set", "val.every=100000",
-            "--set", f"checkpoint.every={steps}", "--set", f"critic.norm={{type: {norm}}}"]
+    sets = [f"path.root={root / norm}", f"train.steps={steps}", f"train.log_every={log_every}", "val.every=100000",
+            f"checkpoint.every={steps}", f"critic.norm={{type: {norm}}}"]
     tic = time.perf_counter()
-    if main(args) != 0:
-        raise SystemExit(f"{norm}: training failed")
+    result = train(RECIPES[task], sets, progress=False)
     wall = time.perf_counter() - tic
-    run = next((root / norm).iterdir())
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = RunFolder.at(result.run_dir).metric_rows()
     last = [r for r in rows if "speed/it_per_s" in r][-1]
     speed = [r["speed/it_per_s"] for r in rows if "speed/it_per_s" in r][1:] or [last["speed/it_per_s"]]
     return {"norm": norm, "wall_s": wall, "it_per_s": sum(speed) / len(speed), **{k: last.get(k) for k in KEYS[task]}}

@@ -35,13 +35,14 @@ def build_critic(arch: str, kwargs: Mapping[str, Any] | None = None, norm: Criti
     return norm.apply(critic), norm
 
 
-def build_critic_from_spec(spec: Any) -> tuple[nn.Module, CriticNorm]:
-    """From a validated :class:`restore.config.CriticSpec` (errors carry its file and key path)."""
+def build_critic_from_spec(spec: Any, derived: Mapping[str, Any] | None = None) -> tuple[nn.Module, CriticNorm]:
+    """From a validated :class:`restore.config.CriticSpec` (errors carry its file and key path). ``derived``:
+    kwargs the task fixes from its data (label channels, attribute count, image size), added to the recipe's."""
     from restore.config import ConfigError
 
     norm = spec.norm.build()
     try:
-        return build_critic(spec.name, spec.kwargs, norm, where=spec.where or "critic")
+        return build_critic(spec.name, {**spec.kwargs, **(derived or {})}, norm, where=spec.where or "critic")
     except ValueError as err:
         prefix = f"{spec.source}: " if spec.source else ""
         raise ConfigError(f"{prefix}{err}") from None

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from restore.config import ConfigError, load_options, parse_duration, to_dict
+from restore.devices import choose_device
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -47,66 +48,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     ``--time-limit`` (or ``train.time_limit``) counts from the start of the command (``main``): importing torch,
     building the task, loading pretrained weights and resuming are inside the budget, so the weights are written
     before an outer limit (SLURM's ``--time``) of the same length; only the Python start-up before it is not."""
-    import random
+    from restore.engine.trainer import TrainingDiverged
+    from restore.train import train
 
-    import torch
-
-    from restore.engine import distributed
-    from restore.engine.checkpoint import latest_checkpoint
-    from restore.engine.trainer import Trainer, TrainingDiverged
-    from restore.tasks import build_task
-
-    started = getattr(args, "started", None) or time.monotonic()
-    opts = load_options(args.opt, args.set)
-    limit = args.time_limit if args.time_limit is not None else opts.train.time_limit
-    info, device = distributed.init_from_env(args.device)
     try:
-        torch.manual_seed(opts.seed)  # same on every rank: identical initial weights (rank 0 is broadcast anyway)
-        random.seed(opts.seed)
-        task = build_task(opts)
-        torch.manual_seed(opts.seed + info.rank)  # per-rank stream for penalties' random draws
-        run_dir = Path(opts.path.root) / opts.name
-        trainer = Trainer(opts, task, run_dir, device, info, progress=not args.no_progress)
-        resume_from = args.resume if args.resume not in (None, "auto") else None
-        if args.resume is not None or latest_checkpoint(run_dir / "checkpoints") is not None:
-            path = trainer.resume(resume_from)
-            if path is not None and info.is_main:
-                print(f"resumed from {path} at step {trainer.step}")
-        try:
-            result = trainer.fit(stop_at=args.until, time_limit=limit, started=started)
-        except TrainingDiverged as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 3
-        if info.is_main:
-            if result.stop_reason == "time_limit":
-                out = trainer.export_weights()
-                print(f"time limit reached at step {result.step} of {opts.train.steps} after "
-                      f"{time.monotonic() - started:.1f}s (limit {limit:.1f}s); checkpoint {result.checkpoint}; "
-                      f"generator {out} (the same command continues from the checkpoint)")
-            elif result.stopped_early:
-                print(f"paused at step {result.step}; checkpoint {result.checkpoint} "
-                      "(the same command continues from there)")
-            else:
-                out = trainer.export_weights()
-                print(f"done: step {result.step}; checkpoint {result.checkpoint}; generator {out}")
-        return 0
-    finally:
-        distributed.cleanup()
-
-
-def _pick_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda was asked for, but torch sees no CUDA device")
-    return torch.device(name)
+        train(args.opt, args.set, device=args.device, resume=args.resume, until=args.until,
+              time_limit=args.time_limit, progress=not args.no_progress, started=getattr(args, "started", None))
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate an SR model (or bicubic) on benchmark folders: PSNR/SSIM (Y), NIQE, LPIPS."""
-    from restore.evaluation import evaluate_sr, format_table, write_csv, write_json
+    from restore.evaluation.sr import evaluate_sr, format_table, write_csv, write_json
 
     if args.task != "sr":
         return _eval_translation(args)
@@ -125,48 +81,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-EVAL_SPLITS = {"cityscapes": "val", "coco_stuff": "val", "ade20k": "validation", "cmp_facades": "test",
-               "label2photo_folder": None, "celeba": "test", "utkface": "test", "attribute_folder": "test"}
-
-
-def eval_dataset(desc: dict[str, Any], root: str, dataset: str | None, split: str | None, overrides: list[str],
-                 train: bool = False) -> Any:
-    """The evaluation (or, for StarGAN's real domain images, training) split a model's own data block describes,
-    rooted at ``root``; ``--dataset``/``--split``/``--data-opt key=value`` change it."""
-    import yaml
-
-    import restore.data  # noqa: F401
-    from restore.registry import DATASETS
-
-    stored = desc.get("data") or {}
-    name = dataset or stored.get("type")
-    if name is None:
-        raise ValueError("the model file does not record its data set type; pass --dataset (one of "
-                         f"{', '.join(DATASETS.names())})")
-    kwargs = dict(stored.get("kwargs", {})) if name == stored.get("type") else {}
-    params = DATASETS.parameters(name)
-    root_key = "root" if "root" in params else "labels"
-    kwargs[root_key] = root
-    for text in overrides:
-        key, sep, value = text.partition("=")
-        if not sep or key not in params:
-            raise ValueError(f"--data-opt {text!r}: expected KEY=VALUE with KEY one of {', '.join(params)}")
-        kwargs[key] = yaml.safe_load(value)
-    split = "train" if train else (split or EVAL_SPLITS.get(name))
-    if split is not None and "split" in params:
-        kwargs["split"] = split
-    for key, value in (("random", False), ("flip", False)):
-        if key in params:
-            kwargs[key] = value
-    return DATASETS.build_checked(name, kwargs)
-
-
 def _side_by_side_writer(folder: Path, desc: dict[str, Any], data: Any):
     """For ``restore eval --task spade --save DIR``: label colours | generated photo, one PNG per label map."""
     import numpy as np
 
     from restore.data.io import write_image
-    from restore.data.label2photo import colorize
+    from restore.data.labels import colorize
 
     palette = np.asarray(desc["palette"], dtype=np.uint8)
     folder.mkdir(parents=True, exist_ok=True)
@@ -180,17 +100,19 @@ def _side_by_side_writer(folder: Path, desc: dict[str, Any], data: Any):
 
 def _eval_translation(args: argparse.Namespace) -> int:
     """FID (SPADE) or per-domain FID + attribute accuracy (StarGAN) of a model on its data set's held-out split."""
-    from restore.evaluation import write_json
-    from restore.translation_eval import evaluate_spade, evaluate_stargan, format_translation
-    from restore.weights import load_generator
+    from restore.engine.weights import load_generator
+    from restore.evaluation.sr import write_json
+    from restore.evaluation.translation import evaluate_spade, evaluate_stargan, format_translation
 
-    device = _pick_device(args.device)
+    device = choose_device(args.device)
     model, desc = load_generator(args.model, device)
     if desc.get("task") != args.task:
         raise ValueError(f"{args.model} is a {desc.get('task')} model, not {args.task}")
     from restore.metrics.fid import InceptionFeatures
 
     features = InceptionFeatures(path=args.inception, device=device) if not args.no_fid else None
+    from restore.evaluation.datasets import eval_dataset
+
     data = eval_dataset(desc, args.data[0], args.dataset, args.split, args.data_opt)
     if args.task == "spade":
         if features is None:
@@ -222,10 +144,10 @@ def _eval_translation(args: argparse.Namespace) -> int:
 def _model_upscaler(args: argparse.Namespace):
     import torch
 
+    from restore.engine.weights import load_generator
     from restore.inference.tiling import tiled_forward
-    from restore.weights import load_generator
 
-    device = _pick_device(args.device)
+    device = choose_device(args.device)
     model, desc = load_generator(args.model, device)
     scale = int(desc["kwargs"].get("scale", getattr(model, "scale", 4)))
     if hasattr(args, "scale") and args.scale != scale:
@@ -241,10 +163,10 @@ def _model_upscaler(args: argparse.Namespace):
 
 def _cmd_infer(args: argparse.Namespace) -> int:
     """Upscale an image or a folder with a trained generator (tiled, any size)."""
+    from restore.engine.weights import load_generator
     from restore.inference.upscale import upscale_paths
-    from restore.weights import load_generator
 
-    device = _pick_device(args.device)
+    device = choose_device(args.device)
     model, desc = load_generator(args.model, device)
     task = desc.get("task", "sr")
     if task == "spade":
@@ -252,7 +174,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
         palette = None
         if args.palette:
-            from restore.data.label2photo import read_palette
+            from restore.data.labels import read_palette
 
             palette = read_palette(args.palette)[0]
         outputs = spade_paths(model, desc, [Path(p) for p in args.inputs], Path(args.output), palette=palette,
@@ -282,7 +204,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
     """Train one recipe once per critic norm (and seed), evaluate each, and tabulate."""
-    from restore.ablation import ablate
+    from restore.study.ablation import ablate
 
     norms = [n.strip() for n in args.norms.split(",") if n.strip()]
     result = ablate(args.opt, norms, args.steps, args.seeds, Path(args.out), overrides=args.set,
@@ -294,10 +216,10 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     """Measure a trained critic (per-layer norms, input sparsity, input gradients) and write a report."""
-    from restore.diagnose import diagnose
+    from restore.study.diagnose import diagnose
 
     result = diagnose(args.checkpoint, args.data, out=args.output, images=args.images, batch=args.batch,
-                      device=_pick_device(args.device), overrides=args.set)
+                      device=choose_device(args.device), overrides=args.set)
     print(f"wrote {result.report} ({result.diagnosis.header['images']} images, "
           f"{len(result.diagnosis.layers)} conv layers; numbers in {result.json.name})")
     return 0
@@ -305,7 +227,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 def _cmd_publish(args: argparse.Namespace) -> int:
     """Copy a finished run's generator into a weights folder with its model card."""
-    from restore.publish import publish
+    from restore.hub.publish import publish
 
     card = publish(Path(args.run), Path(args.out), name=args.name, data_source=args.data_source,
                    data_license=args.data_license, data_count=args.data_count, metrics=args.metrics,
@@ -316,7 +238,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     """Check every model card of a weights folder (sha256, weights load into their architecture)."""
-    from restore.cards import verify_folder
+    from restore.hub.cards import verify_folder
 
     problems = verify_folder(args.folder)
     for p in problems:

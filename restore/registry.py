@@ -101,3 +101,5 @@ CRITICS: Registry = Registry("critic architecture")
 GENERATORS: Registry = Registry("generator architecture")
 DATASETS: Registry = Registry("dataset")
 ADVERSARIAL: Registry = Registry("adversarial loss", eager=True)
+TASKS: Registry = Registry("task")
+"""Training pipelines by ``task:`` name; filled by importing :mod:`restore.tasks`."""

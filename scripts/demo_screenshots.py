@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                 allowed_paths=[str(examples)])
     tabs = [("Super-resolution", "sr", examples / "sr_scene.png"),
             ("Label → photo", "spade", examples / "facade_labels.png")]
-    from restore.pipelines import published
+    from restore.hub.pipelines import published
 
     have = published(args.weights)
     tabs = [t for t in tabs if t[1] in have]

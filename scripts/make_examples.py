@@ -21,7 +21,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# CMP Facades raw values (restore.data.label2photo.CMP_FACADES_CLASSES: value v is class v - 1)
+# CMP Facades raw values (restore.data.labels.CMP_FACADES_CLASSES: value v is class v - 1)
 BACKGROUND, FACADE, WINDOW, DOOR, CORNICE, SILL, BALCONY, BLIND, DECO, MOLDING, PILLAR, SHOP = range(1, 13)
 
 
@@ -135,7 +135,7 @@ def facade_labels(width: int = 256, height: int = 256) -> np.ndarray:
 
 def facade_palette() -> np.ndarray:
     """(13, 3) uint8: entry v is the legend colour of raw value v (class v - 1); entry 0 (unused) is black."""
-    from restore.data.label2photo import LABEL_SETS
+    from restore.data.labels import LABEL_SETS
 
     return np.concatenate([np.zeros((1, 3), np.uint8), LABEL_SETS["cmp_facades"].palette.astype(np.uint8)])
 

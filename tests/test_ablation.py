@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from restore.ablation import norm_block, plan_runs, summarise
 from restore.cli import main
 from restore.config import ConfigError
+from restore.study.ablation import norm_block, plan_runs, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,9 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from restore.app_handlers import (
+from restore.data.io import read_image, write_image
+from restore.data.labels import CMP_FACADES_CLASSES, LABEL_SETS
+from restore.demo.handlers import (
     KEEP,
     NO_MODEL,
     DemoHandlers,
@@ -21,10 +23,8 @@ from restore.app_handlers import (
     load_models,
     targets_from_choices,
 )
-from restore.cards import make_card, write_card
-from restore.data.io import read_image, write_image
-from restore.data.label2photo import CMP_FACADES_CLASSES, LABEL_SETS
-from restore.weights import save_generator
+from restore.engine.weights import save_generator
+from restore.hub.cards import make_card, write_card
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "weights" / "examples"

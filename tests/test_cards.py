@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from restore.cards import read_card, verify_folder, write_card
 from restore.cli import main
+from restore.hub.cards import read_card, verify_folder, write_card
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,7 +110,7 @@ def test_card_names_the_hardware_each_chunk_trained_on(published, tmp_path):
 def test_wall_time_counts_only_steps_that_made_the_weights(tmp_path):
     import json
 
-    from restore.publish import estimated_wall_time
+    from restore.hub.publish import estimated_wall_time
 
     rows = [(10, 1.0), (20, 0.5), (30, 1.0),  # first chunk: 10 + 20 + 10 s, crashed after step 30
             (30, 2.0), (40, 2.0)]             # resumed from step 20: 10 steps at 2/s, then 10 more

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from restore.cli import main
-from restore.diagnose import ConvInputs, layer_norms, raw_weight, resolve_checkpoint, sparsity_summary
 from restore.norms import build_norm
+from restore.study.diagnose import ConvInputs, layer_norms, raw_weight, resolve_checkpoint, sparsity_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def check_outputs(out: Path) -> dict[str, Any]:
         assert layer["true"] >= layer["dc"] - tol  # the frequency-0 block is one of the blocks
         assert layer["true"] >= layer["san"] - tol  # an entry never exceeds the spectral norm
         if layer["stride"] == [1, 1] and layer["kernel_fits"]:
-            assert layer["true"] >= layer["sn"] - tol  # Parseval (see restore.diagnose.layer_norms)
+            assert layer["true"] >= layer["sn"] - tol  # Parseval (see restore.study.diagnose.layer_norms)
     for s in data["sparsity"]:
         assert 0 <= s["zero_fraction"] <= s["near_zero_fraction"] <= 1
     n = data["header"]["images"]

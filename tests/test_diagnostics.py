@@ -3,14 +3,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from restore.diagnostics import (
+from restore.norms.san import sparsity_aware_constant
+from restore.study.measures import (
     channel_sparsity,
     circular_conv_spectral_norm,
     finite_difference_lipschitz,
     input_gradient_norms,
     reshaped_spectral_norm,
 )
-from restore.norms.san import sparsity_aware_constant
 
 
 def dense_circular_conv(weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -99,7 +99,7 @@ def test_rehearsal_runs_every_step_and_records_it(rehearsal):
 def test_rehearsal_leaves_fp16_ema_weights_and_logs_within_the_limits(rehearsal):
     from safetensors import safe_open
 
-    from restore.weights import load_generator
+    from restore.engine.weights import load_generator
 
     _, out, _, _ = rehearsal
     files = sorted(p.name for p in out.iterdir())

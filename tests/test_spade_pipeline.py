@@ -47,7 +47,7 @@ def test_smoke_train_with_every_norm(in_repo, tmp_path, norm):
     assert [r["step"] for r in logged] == [1, 2]
     for key in ("d/adv", "g/adv", "g/feature_matching", "g/perceptual"):
         assert all(np.isfinite(r[key]) for r in logged), key
-    from restore.weights import load_generator
+    from restore.engine.weights import load_generator
 
     model, desc = load_generator(run / "spade_smoke.safetensors")
     assert desc["task"] == "spade" and desc["critic_norm"]["type"] == norm
@@ -88,7 +88,7 @@ def test_infer_ids_and_colour_maps_and_eval(in_repo, tmp_path, capsys):
     assert photo.shape == (64, 64, 3) and photo.std() > 1e-3  # not constant (2 steps from a small init)
     # the same label map, colour-coded with the model's palette, gives the same photo; --keep-size restores its size
     from restore.data.io import write_image
-    from restore.data.label2photo import colorize, label_map_to_ids, read_label_map, write_palette
+    from restore.data.labels import colorize, label_map_to_ids, read_label_map, write_palette
 
     ids = label_map_to_ids(read_label_map(label), "cmp_facades")
     desc_palette = np.asarray(json.loads(_meta(weights))["palette"], dtype=np.uint8)
@@ -191,8 +191,8 @@ def test_interrupted_run_resumes_bit_identically(in_repo, tmp_path):
 
 
 def test_publish_writes_the_palette_the_demo_needs_and_verify_checks_it(in_repo, tmp_path, capsys):
-    from restore.cards import read_card, verify_folder
-    from restore.data.label2photo import read_palette
+    from restore.data.labels import read_palette
+    from restore.hub.cards import read_card, verify_folder
 
     assert train(tmp_path, "--set", "losses.perceptual=null") == 0
     out = tmp_path / "weights"

@@ -33,7 +33,7 @@ def test_smoke_train_with_every_norm(in_repo, tmp_path, norm):
     assert smoke(tmp_path, "--set", f"critic.norm.type={norm}") == 0
     run = tmp_path / "x4_smoke"
     assert (run / "x4_smoke.safetensors").is_file() and (run / "checkpoints" / "step_00000003.pt").is_file()
-    from restore.weights import load_generator
+    from restore.engine.weights import load_generator
 
     model, desc = load_generator(run / "x4_smoke.safetensors")
     assert desc["arch"] == "srresnet" and desc["critic_norm"]["type"] == norm and model.scale == 4

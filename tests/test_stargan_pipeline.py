@@ -48,7 +48,7 @@ def test_smoke_train_with_every_norm(in_repo, tmp_path, norm):
     for key in ("d/adv", "d/cls", "g/adv", "g/cls", "g/rec", "d/penalty"):
         assert all(np.isfinite(r[key]) for r in logged), key
     assert logged[-1]["lr/g"] == 0.0  # linear decay really ends at 0
-    from restore.weights import load_generator
+    from restore.engine.weights import load_generator
 
     model, desc = load_generator(run / "stargan_smoke.safetensors")
     assert desc["task"] == "stargan" and desc["critic_norm"]["type"] == norm

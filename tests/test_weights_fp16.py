@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from restore.cards import read_card, verify_folder
-from restore.publish import convert_published
-from restore.publish import main as convert_main
-from restore.weights import load_generator, load_state_into, read_generator, save_generator, save_state
+from restore.engine.weights import load_generator, load_state_into, read_generator, save_generator, save_state
+from restore.hub.cards import read_card, verify_folder
+from restore.hub.publish import convert_published
+from restore.hub.publish import main as convert_main
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights"
@@ -105,7 +105,7 @@ def test_fp16_refuses_overflow_and_underflow_naming_file_and_tensor(tmp_path):
 
 
 def test_converting_a_published_folder_keeps_metadata_and_verify_checks_sha256(tmp_path, capsys):
-    """A published model copied, stored as fp32 then fp16 again with `python -m restore.publish`: the card follows
+    """A published model copied, stored as fp32 then fp16 again with `python -m restore.hub.publish`: the card follows
     (sha256, dtype), the metadata (palette included) is kept, and a corrupted fp16 file fails `restore verify`."""
     from restore.cli import main
 
@@ -141,7 +141,7 @@ def test_the_repositorys_weights_are_stored_as_fp16():
         pytest.skip("no published weights in weights/ yet")
     for f in files:
         desc, state = read_generator(f)
-        assert desc["dtype"] == "fp16", f"{f.name} stores {desc['dtype']} (convert: python -m restore.publish {f})"
+        assert desc["dtype"] == "fp16", f"{f.name} stores {desc['dtype']} (convert: python -m restore.hub.publish {f})"
         assert torch.float16 in set(_stored(f).values()), f.name
         assert all(v.dtype != torch.float16 for v in state.values()), f"{f.name} does not load as fp32"
         assert read_card(f.with_suffix(".yml"))["dtype"] == "fp16", f.name
@@ -152,7 +152,7 @@ def test_fp16_storage_moves_set5_psnr_by_at_most_0_01_db(name, shared):
     """The cards record Set5 PSNR(Y) measured on the fp32 weights (`restore eval`, to full precision); the same
     evaluation of the fp16-stored files moves it by at most 0.01 dB."""
     from restore.cli import _model_upscaler
-    from restore.evaluation import evaluate_sr
+    from restore.evaluation.sr import evaluate_sr
 
     path = WEIGHTS / f"{name}.safetensors"
     if not path.is_file():

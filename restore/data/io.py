@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from io import BytesIO
@@ -24,6 +23,8 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
+
+from restore.files import atomic_write_bytes
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """Extensions (lower case) that :func:`list_images` picks up and :func:`write_image` can write."""
@@ -293,26 +294,6 @@ def _encode(path: Path, ext: str, colour: np.ndarray, alpha: np.ndarray | None, 
     return out.getvalue()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
 
 def write_image(
     path: str | os.PathLike,
@@ -354,7 +335,7 @@ def write_image(
         else:
             x = x @ _LUMA_601
     data = _encode(p, ext, _quantise(x, bit_depth), a, bit_depth)
-    _atomic_write_bytes(p, data)
+    atomic_write_bytes(p, data)
 
 
 # --------------------------------------------------------------------------------------------------------- listing

@@ -6,13 +6,13 @@ code), loaded with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from restore.files import atomic_output
 
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
 
@@ -24,17 +24,8 @@ def checkpoint_path(folder: str | Path, step: int) -> Path:
 def save_atomic(obj: Any, path: str | Path) -> Path:
     """torch.save to a temp file in the same folder, fsync, then rename: a crash never leaves a half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
     return path
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from restore.devices import choose_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -29,10 +31,12 @@ def init_from_env(device: str = "auto") -> tuple[DistInfo, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-    if use_cuda and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {device} was asked for, but torch sees no CUDA device")
-    dev = torch.device("cuda", local % max(torch.cuda.device_count(), 1)) if use_cuda else torch.device("cpu")
+    chosen = choose_device(device)  # a device that is not there is a one-line error
+    use_cuda = chosen.type == "cuda"
+    if use_cuda:  # torchrun: each rank takes its local GPU unless an index was given
+        dev = chosen if chosen.index is not None else torch.device("cuda", local % max(torch.cuda.device_count(), 1))
+    else:
+        dev = chosen
     if use_cuda:
         torch.cuda.set_device(dev)
     info = DistInfo(rank, world, local)

@@ -15,7 +15,6 @@ critic's gradients are all-reduced explicitly after ``backward()`` (the same ave
 from __future__ import annotations
 
 import copy
-import json
 import math
 import random
 import signal
@@ -35,7 +34,11 @@ from torch.utils.data import DataLoader
 from restore.config import ConfigError, Options, to_dict
 from restore.engine import checkpoint as ckpt
 from restore.engine.distributed import DistInfo, any_rank
+from restore.engine.hardware import hardware
+from restore.engine.runs import RunFolder
 from restore.engine.sampler import EpochIndexed, StepBatchSampler
+from restore.engine.task import Task, missing_methods
+from restore.files import append_jsonl
 
 
 class TrainingDiverged(RuntimeError):
@@ -202,14 +205,10 @@ def make_scheduler(opt: torch.optim.Optimizer, t: Any) -> torch.optim.lr_schedul
     return torch.optim.lr_scheduler.MultiStepLR(opt, milestones, t.lr_gamma)
 
 
-def generator_description(opts: Options, task: Any, generator: nn.Module) -> dict[str, Any]:
-    """{"type", "kwargs", "extra"} of the generator: tasks that derive kwargs from the data (SPADE's label
-    channels) or carry what inference needs (palettes, attribute names) provide ``describe_generator()``."""
-    describe = getattr(task, "describe_generator", None)
-    if describe is not None:
-        return describe()
-    return {"type": opts.generator.name if opts.generator else type(generator).__name__,
-            "kwargs": dict(opts.generator.kwargs) if opts.generator else {}, "extra": {}}
+def generator_description(opts: Options, task: Task, generator: nn.Module) -> dict[str, Any]:
+    """{"type", "kwargs", "extra"} of the generator, as the task describes it (SPADE adds its label channels and
+    palette, StarGAN its attribute names): what the exported weights file records."""
+    return task.describe_generator()
 
 
 def _ignore_stop_signals(_worker_id: int) -> None:
@@ -223,12 +222,17 @@ def _ignore_stop_signals(_worker_id: int) -> None:
 class Trainer:
     """Runs ``task`` for ``opts.train.steps`` steps in ``run_dir`` (checkpoints/, tb/, samples/, metrics.jsonl)."""
 
-    def __init__(self, opts: Options, task: Any, run_dir: str | Path, device: torch.device,
+    def __init__(self, opts: Options, task: Task, run_dir: str | Path, device: torch.device,
                  dist_info: DistInfo | None = None, progress: bool = True):
+        missing = missing_methods(task)
+        if missing:
+            raise TypeError(f"{type(task).__name__} is not a restore.engine.task.Task: it lacks "
+                            f"{', '.join(missing)}")
         self.opts, self.task, self.device = opts, task, device
         self.dist = dist_info or DistInfo()
-        self.run_dir = Path(run_dir)
-        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.run = RunFolder(Path(run_dir), opts.name)
+        self.run_dir = self.run.root
+        self.ckpt_dir = self.run.checkpoints
         self.progress = progress and self.dist.is_main
         t = opts.train
         cuda = device.type == "cuda"
@@ -360,9 +364,9 @@ class Trainer:
         """Write the generator to publish (EMA when on) as ``<run>/<name>.safetensors`` (rank 0 only), with its
         architecture and the steps it was trained for: what ``restore train`` leaves when it finishes or stops for
         its time limit."""
-        from restore.weights import save_generator
+        from restore.engine.weights import save_generator
 
-        path = Path(path) if path is not None else self.run_dir / f"{self.opts.name}.safetensors"
+        path = Path(path) if path is not None else self.run.weights
         gen = generator_description(self.opts, self.task, self.G)
         critic_norm = to_dict(self.opts.critic.norm) if self.opts.critic else None
         return save_generator(self.export_generator(), path, arch=gen["type"], kwargs=gen["kwargs"],
@@ -496,13 +500,12 @@ class Trainer:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.run_dir / "tb"))
+            self._writer = SummaryWriter(str(self.run.tensorboard))
         for k, v in scalars.items():
             self._writer.add_scalar(k, v, self.step)
         for k, img in (images or {}).items():
             self._writer.add_image(k, img.clamp(0, 1), self.step)
-        with (self.run_dir / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps({"step": self.step, **scalars}) + "\n")
+        append_jsonl(self.run.metrics, {"step": self.step, **scalars})
 
     def _validate(self) -> dict[str, float]:
         model = self.ema.module if self.ema is not None else self.G
@@ -517,8 +520,8 @@ class Trainer:
             images["val/samples"] = grid
             from torchvision.utils import save_image
 
-            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
-            save_image(grid, self.run_dir / "samples" / f"step_{self.step:08d}.png")
+            self.run.samples.mkdir(parents=True, exist_ok=True)
+            save_image(grid, self.run.sample(self.step))
         scalars = {f"val/{k}": v for k, v in metrics.items()}
         self._writer_log(scalars, images)
         return scalars
@@ -529,13 +532,8 @@ class Trainer:
     def _record_hardware(self) -> None:
         """One line per training chunk in hardware.jsonl: a model card must name where the steps ran, not where
         ``restore publish`` happens to run (chunks may run on different machines)."""
-        import json
-
-        from restore.cards import hardware
-
-        row = {"step": self.step, **hardware(self.device), "processes": self.dist.world_size}
-        with open(self.run_dir / "hardware.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_jsonl(self.run.hardware, {"step": self.step, **hardware(self.device),
+                                         "processes": self.dist.world_size})
 
     def fit(self, stop_at: int | None = None, time_limit: float | None = None,
             started: float | None = None) -> TrainResult:
@@ -556,7 +554,7 @@ class Trainer:
         if self.dist.is_main:
             import yaml
 
-            (self.run_dir / "options.yml").write_text(yaml.safe_dump(to_dict(self.opts), sort_keys=False))
+            self.run.options.write_text(yaml.safe_dump(to_dict(self.opts), sort_keys=False))
             self._record_hardware()
         if budget is not None:
             self._measure_save_costs(budget)

@@ -23,7 +23,7 @@ from restore.inference.upscale import _check_targets, _plan, _resize, _Sources
 def spade_label_ids(path: Path, desc: dict[str, Any], palette: np.ndarray | None = None) -> np.ndarray:
     """(H, W) class ids of a label-map file: integer ids as the model's label set stores them (raw values mapped the
     same way as in training), or a colour-coded map decoded with ``palette`` (the model's own when None)."""
-    from restore.data.label2photo import decode_color_map, label_map_to_ids, read_label_map
+    from restore.data.labels import decode_color_map, label_map_to_ids, read_label_map
 
     try:
         raw = read_label_map(path)
@@ -56,7 +56,7 @@ def spade_generate(model: nn.Module, desc: dict[str, Any], ids: np.ndarray, inst
     Models trained with instance edges get them from ``instance`` (an instance-id map) when given, else from the
     class boundaries of the label map (the closest stand-in). VAE models use a seeded random style.
     """
-    from restore.data.label2photo import instance_edges, segmentation_input
+    from restore.data.labels import instance_edges, segmentation_input
 
     device = next(model.parameters()).device
     h, w = model.sample_shape()
@@ -81,7 +81,7 @@ def spade_paths(model: nn.Module, desc: dict[str, Any], inputs: Sequence[Path], 
                 seed: int = 0) -> list[Path]:
     """Translate label-map files/folders; outputs are PNG photos at the model's resolution (or the input's with
     ``keep_size``). ``instances``: a folder of instance maps matched by file stem (optional)."""
-    from restore.data.label2photo import read_label_map
+    from restore.data.labels import read_label_map
 
     jobs, _ = _plan(inputs, output, "")
     jobs = [(src, dst.with_suffix(".png")) for src, dst in jobs]

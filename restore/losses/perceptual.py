@@ -17,13 +17,14 @@ import math
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from restore.assets import features_only, read_tensor_state
 from restore.registry import OptionValueError, did_you_mean
 
 Network = Literal["vgg19", "vgg16"]
@@ -111,31 +112,6 @@ def _missing_weights_error(network: str, path: Path, url: str, failure: str | No
     )
 
 
-def _read_state(path: Path) -> dict[str, Tensor]:
-    """A tensor state dict from ``path`` (.safetensors, or torch.load with weights_only=True)."""
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state: Any = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling / format errors: say which file
-        raise ValueError(f"{path}: cannot be read as a tensor state dict (torch.load(weights_only=True) or "
-                         f"safetensors): {type(err).__name__}: {err}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a state dict of tensors (keys like '0.weight' or 'features.0.weight'), "
-                         f"got {type(state).__name__}")
-    return state
-
-
-def _features_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Keys of ``features`` ('0.weight'), accepting a full torchvision VGG state dict ('features.0.weight')."""
-    if any(k.startswith("features.") for k in state):
-        return {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-    return state
-
-
 class PerceptualLoss(nn.Module):
     """sum over layers of weight * criterion(VGG(sr)[layer], VGG(hr)[layer]); sr, hr: (N, 3, H, W) RGB in [0, 1].
 
@@ -184,7 +160,7 @@ class PerceptualLoss(nn.Module):
                 except Exception as err:  # offline, proxy, timeout...
                     raise _missing_weights_error(network, path, url, f"{type(err).__name__}: {err}") from None
         self.weights_path = str(path)
-        state = _features_state(_read_state(path))
+        state = features_only(read_tensor_state(path, f"{network} feature weights"))
 
         vgg = _meta_features(network)[:depth].to_empty(device="cpu")
         for module in vgg:

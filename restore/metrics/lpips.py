@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from restore.assets import REPO_ROOT, SHARED_WEIGHTS, features_only, find_pretrained, read_tensor_state
+
 ENV_VAR = "RESTORE_ALEXNET"
-SHARED_FILE = Path("shared") / "weights" / "alexnet_imagenet_features.pth"
+SHARED_FILE = SHARED_WEIGHTS / "alexnet_imagenet_features.pth"
 _HUB_FILE = "alexnet-owt-7be5be79.pth"  # torchvision AlexNet_Weights.IMAGENET1K_V1
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = REPO_ROOT  # a module attribute, so tests can point the shared folder elsewhere
 
 
 def _candidates() -> list[Path]:
@@ -36,29 +38,12 @@ def find_alexnet_weights() -> Path | None:
 
     Raises FileNotFoundError when ``RESTORE_ALEXNET`` is set to a path that does not exist.
     """
-    env = os.environ.get(ENV_VAR)
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"{ENV_VAR} is set to {env}, but no such file exists")
-        return path
-    for path in _candidates():
-        if path.is_file():
-            return path
-    return None
+    return find_pretrained("ImageNet AlexNet weights", None, ENV_VAR, _candidates(), required=False)
 
 
 def _features_state(path: Path) -> dict[str, torch.Tensor]:
     """Load an AlexNet ``features`` state dict (bare keys, or a full torchvision model with ``features.``)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, zip errors, unsafe globals: report the file, not the internals
-        raise ValueError(f"cannot load AlexNet weights from {path}: {type(err).__name__}: {err}") from None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict of AlexNet weights, got {type(state).__name__}")
-    if any(str(k).startswith("features.") for k in state):
-        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-    return state
+    return features_only(read_tensor_state(path, "AlexNet weights"))
 
 
 def _load_trunk(net: torch.nn.Module, path: Path) -> None:

@@ -1,26 +1,25 @@
-"""Tasks: build networks, datasets and losses from options; one critic/generator loss; validation."""
+"""Tasks: build networks, datasets and losses from options; one critic/generator loss; validation.
+
+Importing this package registers every task in :data:`restore.registry.TASKS` (``sr``, ``spade``, ``stargan``,
+``attributes``); :func:`build_task` builds the one a recipe names.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from restore.engine.task import Task, missing_methods
+from restore.registry import TASKS
+from restore.tasks import attributes, spade, sr, stargan  # noqa: F401  (register their tasks)
 
-def build_task(opts: Any) -> Any:
-    """The task object for ``opts.task`` (imports lazily so each task's dependencies load only when used)."""
-    if opts.task == "sr":
-        from restore.tasks.sr import SRTask
+__all__ = ["TASKS", "Task", "build_task", "missing_methods"]
 
-        return SRTask(opts)
-    if opts.task == "spade":
-        from restore.tasks.spade import SPADETask
 
-        return SPADETask(opts)
-    if opts.task == "stargan":
-        from restore.tasks.stargan import StarGANTask
+def build_task(opts: Any) -> Task:
+    """The task object for ``opts.task``; an unknown name is a ConfigError naming the file and the valid ones."""
+    from restore.config import ConfigError
 
-        return StarGANTask(opts)
-    if opts.task == "attributes":
-        from restore.tasks.attributes import AttributeClassifierTask
-
-        return AttributeClassifierTask(opts)
-    raise NotImplementedError(f"{opts.source}: task '{opts.task}' has no training pipeline")
+    if opts.task not in TASKS:
+        raise ConfigError(f"{opts.source}: task '{opts.task}' has no training pipeline; valid: "
+                          f"{', '.join(TASKS.names())}")
+    return TASKS.get(opts.task)(opts)

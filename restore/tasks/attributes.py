@@ -12,10 +12,13 @@ import torch
 from torch import Tensor, nn
 
 from restore.config import ConfigError, Options
+from restore.registry import TASKS
+from restore.tasks.base import check_derived, init_pretrained_generator
 from restore.tasks.loss_options import data_description
-from restore.tasks.stargan import attribute_info, build_attribute_dataset, check_derived, classification_loss
+from restore.tasks.stargan import attribute_info, build_attribute_dataset, classification_loss
 
 
+@TASKS.register("attributes")
 class AttributeClassifierTask:
     """Trains the attribute classifier used to score translations (no critic): BCE on real images; validation
     reports per-attribute and mean accuracy."""
@@ -39,6 +42,7 @@ class AttributeClassifierTask:
         self._gen_kwargs = {"num_attributes": len(self.attr_info["attribute_names"])}
         check_derived(opts.generator, "generator", self._gen_kwargs, src)
         self.generator = opts.generator.build(**self._gen_kwargs)
+        init_pretrained_generator(self.generator, opts)
         self.critic = None
         self.norm = NoNorm()
 
@@ -86,7 +90,7 @@ class AttributeClassifierTask:
         from torch.utils.data import DataLoader, Subset
 
         dataset = self._build_dataset(self.opts.data.val, train=False)
-        from restore.translation_eval import spread
+        from restore.evaluation.translation import spread
 
         chosen = spread(len(dataset), self.opts.val.max_images)
         limit = len(chosen)

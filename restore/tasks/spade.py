@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from restore.config import ConfigError, Options, parse_block
-from restore.registry import ADVERSARIAL
+from restore.registry import ADVERSARIAL, TASKS
+from restore.tasks.base import build_task_critic, init_pretrained_generator
 from restore.tasks.loss_options import (
     AdversarialLossOptions,
     PerceptualLossOptions,
@@ -61,14 +62,13 @@ def _unwrap(module: nn.Module) -> nn.Module:
     return module.module if hasattr(module, "module") and isinstance(module.module, nn.Module) else module
 
 
+@TASKS.register("spade")
 class SPADETask:
     """Builds the SPADE generator and multi-scale critic from the data's label set; the engine drives it."""
 
     def __init__(self, opts: Options):
         import restore.data  # noqa: F401  (datasets)
         import restore.losses  # noqa: F401  (adversarial losses)
-        from restore.builders import build_critic
-
         self.opts = opts
         src = self.src = opts.source or "<options>"
         if opts.generator is None:
@@ -87,25 +87,20 @@ class SPADETask:
         self.label_info = {"label_set": probe.label_set, "num_classes": self.num_classes,
                            "use_instance": self.use_instance, "class_names": list(probe.class_names),
                            "palette": [[int(c) for c in rgb] for rgb in probe.palette]}
-        from restore.data.label2photo import LABEL_SETS
+        from restore.data.labels import LABEL_SETS
 
         if probe.label_set not in LABEL_SETS:  # a generic folder set: inference must map raw values the same way
             self.label_info.update(num_labels=int(probe.spec.num_labels), dont_care=probe.spec.dont_care)
         self._gen_kwargs = self._generator_kwargs(opts.generator.kwargs)
         self.generator: nn.Module = opts.generator.build(**self._gen_kwargs)
         self.use_vae = bool(getattr(self.generator, "use_vae", False))
-        if opts.train.pretrained_generator:
-            from restore.weights import load_state_into
-
-            load_state_into(self.generator, opts.train.pretrained_generator)
-        critic_kwargs = dict(opts.critic.kwargs)
-        given = critic_kwargs.get("label_channels")
+        init_pretrained_generator(self.generator, opts)
+        given = opts.critic.kwargs.get("label_channels")
         if given is not None and given != self.label_channels:
             raise ConfigError(f"{opts.critic.source or src}: critic.label_channels is {given} but the data gives "
                               f"{self.label_channels} ({self.num_classes} classes"
                               f"{' + instance edges' if self.use_instance else ''}); remove the key")
-        critic_kwargs["label_channels"] = self.label_channels
-        self.critic, self.norm = build_critic(opts.critic.name, critic_kwargs, opts.critic.norm.build())
+        self.critic, self.norm = build_task_critic(opts, {"label_channels": self.label_channels})
         self.losses: SPADELossOptions = parse_block(SPADELossOptions, opts.losses, "losses", src)
         self.adversarial = ADVERSARIAL.build(self.losses.adversarial.type)
         self.perceptual: nn.Module | None = None
@@ -159,7 +154,7 @@ class SPADETask:
 
     def segmentation(self, batch: dict[str, Any]) -> Tensor:
         """(N, label_channels, H, W) float: one-hot classes (+ instance edges)."""
-        from restore.data.label2photo import segmentation_input
+        from restore.data.labels import segmentation_input
 
         return segmentation_input(batch["label"], self.num_classes, batch["instance"] if self.use_instance else None)
 
@@ -268,7 +263,7 @@ class SPADETask:
         """(H, W) ids -> (3, H, W) float in [0, 1] in the label set's palette."""
         import numpy as np
 
-        from restore.data.label2photo import colorize
+        from restore.data.labels import colorize
 
         rgb = colorize(label.cpu().numpy(), np.asarray(self.label_info["palette"], dtype=np.uint8))
         return torch.from_numpy(rgb).permute(2, 0, 1).float() / 255

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from restore.config import ConfigError, Options, parse_block
 from restore.norms import CriticNorm, NoNorm
-from restore.registry import ADVERSARIAL
+from restore.registry import ADVERSARIAL, TASKS
+from restore.tasks.base import build_task_critic, default_description, init_pretrained_generator
 from restore.tasks.loss_options import (
     AdversarialLossOptions,
     ContentLossOptions,
@@ -27,6 +28,7 @@ class SRLossOptions:
     adversarial: AdversarialLossOptions | None = None
 
 
+@TASKS.register("sr")
 class SRTask:
     """Builds the SR generator, critic (+ norm), datasets and losses; the engine drives it.
 
@@ -36,8 +38,6 @@ class SRTask:
     def __init__(self, opts: Options):
         import restore.data  # noqa: F401  (datasets)
         import restore.losses  # noqa: F401  (adversarial losses)
-        from restore.builders import build_critic_from_spec
-
         self.opts = opts
         src = opts.source or "<options>"
         if opts.generator is None:
@@ -45,17 +45,14 @@ class SRTask:
         self.generator: nn.Module = opts.generator.build()
         self.scale = int(getattr(self.generator, "scale", 4))
         self.losses: SRLossOptions = parse_block(SRLossOptions, opts.losses, "losses", src)
-        if opts.train.pretrained_generator:
-            from restore.weights import load_state_into
-
-            load_state_into(self.generator, opts.train.pretrained_generator)
+        init_pretrained_generator(self.generator, opts)
         self.critic: nn.Module | None = None
         self.norm: CriticNorm = NoNorm()
         adv = self.losses.adversarial
         if adv is not None and adv.weight > 0:
             if opts.critic is None:
                 raise ConfigError(f"{src}: losses.adversarial needs a critic block (e.g. critic: {{arch: vgg_critic}})")
-            self.critic, self.norm = build_critic_from_spec(opts.critic)
+            self.critic, self.norm = build_task_critic(opts)
             self.adversarial = ADVERSARIAL.build(adv.type)
         elif opts.critic is not None:
             raise ConfigError(f"{src}: critic is given but losses.adversarial is missing or has weight 0; add "
@@ -83,6 +80,9 @@ class SRTask:
                               "they must match (the critic sees the training crops)")
 
     # -- data
+    def describe_generator(self) -> dict[str, Any]:
+        return default_description(self.opts, self.generator)
+
     def train_dataset(self) -> Any:
         if self.opts.data.train is None:
             raise ConfigError(f"{self.opts.source}: data.train is required to train")

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from restore.config import ConfigError, Options, parse_block
-from restore.registry import ADVERSARIAL
+from restore.registry import ADVERSARIAL, TASKS
+from restore.tasks.base import build_task_critic, check_derived, init_pretrained_generator
 from restore.tasks.loss_options import AdversarialLossOptions, WeightOptions, data_description
 
 
@@ -56,22 +57,13 @@ def build_attribute_dataset(opts: Options, spec: Any, train: bool) -> Any:
     return spec.build(**kwargs)
 
 
-def check_derived(spec: Any, where: str, derived: dict[str, Any], src: str) -> None:
-    """Options the data determines may be left out; an explicit conflicting value is an error naming both."""
-    for key, value in derived.items():
-        if key in spec.kwargs and spec.kwargs[key] != value:
-            raise ConfigError(f"{spec.source or src}: {where}.{key} is {spec.kwargs[key]} but the data gives "
-                              f"{value}; remove {where}.{key} (it is taken from the data)")
-
-
+@TASKS.register("stargan")
 class StarGANTask:
     """Builds the StarGAN generator and critic with the data's attribute count; the engine drives it."""
 
     def __init__(self, opts: Options):
         import restore.data  # noqa: F401  (datasets)
         import restore.losses  # noqa: F401  (adversarial losses)
-        from restore.builders import build_critic
-
         self.opts = opts
         src = self.src = opts.source or "<options>"
         if opts.generator is None or opts.critic is None:
@@ -88,16 +80,11 @@ class StarGANTask:
         self._gen_kwargs = {"num_attributes": self.num_attributes}
         check_derived(opts.generator, "generator", self._gen_kwargs, src)
         self.generator: nn.Module = opts.generator.build(**self._gen_kwargs)
-        if opts.train.pretrained_generator:
-            from restore.weights import load_state_into
-
-            load_state_into(self.generator, opts.train.pretrained_generator)
+        init_pretrained_generator(self.generator, opts)
         critic_kwargs = {"num_attributes": self.num_attributes}
         if self.image_size is not None:
             critic_kwargs["image_size"] = self.image_size
-        check_derived(opts.critic, "critic", critic_kwargs, src)
-        self.critic, self.norm = build_critic(opts.critic.name, {**opts.critic.kwargs, **critic_kwargs},
-                                              opts.critic.norm.build())
+        self.critic, self.norm = build_task_critic(opts, critic_kwargs)
         self.losses: StarGANLossOptions = parse_block(StarGANLossOptions, opts.losses, "losses", src)
         self.adversarial = ADVERSARIAL.build(self.losses.adversarial.type)
 

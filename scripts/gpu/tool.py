@@ -16,7 +16,6 @@ subcommand runs on the lent machine as it comes (no restore install needed for t
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import lzma
 import os
@@ -128,11 +127,9 @@ def cmd_subset(args: argparse.Namespace) -> int:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from restore.files import sha256_file
+
+    return sha256_file(path)
 
 
 def cmd_vgg_pack(args: argparse.Namespace) -> int:
@@ -246,7 +243,7 @@ def half_copy(source: str, dest: str) -> None:
         meta = dict(f.metadata() or {})
         state = {k: f.get_tensor(k) for k in f.keys()}
     out = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
-    if "restore" in meta:  # restore's own metadata records the stored dtype (restore.weights)
+    if "restore" in meta:  # restore's own metadata records the stored dtype (restore.engine.weights)
         try:
             desc = json.loads(meta["restore"])
             desc["dtype"] = "fp16"
@@ -278,12 +275,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     """The generator (EMA when present) of a run's newest checkpoint as ``.safetensors`` with restore's metadata:
     the fallback when a time-limited run stopped without exporting its weights."""
     from restore.engine.checkpoint import latest_checkpoint, load
-    from restore.weights import save_state
+    from restore.engine.runs import RunFolder
+    from restore.engine.weights import save_state
 
-    run = Path(args.run)
-    path = latest_checkpoint(run / "checkpoints")
+    run = RunFolder.at(args.run)
+    path = latest_checkpoint(run.checkpoints)
     if path is None:
-        raise SystemExit(f"error: no checkpoint in {run}/checkpoints")
+        raise SystemExit(f"error: no checkpoint in {run.checkpoints}")
     state = load(path, map_location="cpu")
     gen = state["generator"]
     weights = state.get("ema") or gen["state"]
@@ -294,20 +292,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                pass
-    return rows
-
-
 def train_summary(run_dir: Path) -> dict:
     """Steps, steps/s (median of the logged ``speed/it_per_s``, and overall from the log span) and last losses."""
-    rows = _read_jsonl(run_dir / "metrics.jsonl")
+    from restore.engine.runs import RunFolder
+
+    run = RunFolder.at(run_dir)
+    rows = run.metric_rows()
     speeds = [r["speed/it_per_s"] for r in rows if "speed/it_per_s" in r]
     out: dict = {"run_dir": str(run_dir), "metrics_rows": len(rows)}
     if rows:
@@ -325,7 +315,7 @@ def train_summary(run_dir: Path) -> dict:
     losses = [r for r in rows if "g/total" in r]
     if losses:
         out["losses_last"] = {k: v for k, v in losses[-1].items() if "/" in k and not k.startswith("speed")}
-    hw = _read_jsonl(run_dir / "hardware.jsonl")
+    hw = run.hardware_rows()
     if hw:
         out["hardware"] = hw[-1]
     return out
@@ -363,8 +353,10 @@ def _json_or_none(path: Path):
 def cmd_summarize(args: argparse.Namespace) -> int:
     """Collect every figure of a run.sh work folder into one JSON: steps (exit codes, seconds), benchmarks,
     pytest summary, training speed and GPU utilisation per stage, evaluation."""
+    from restore.files import read_jsonl
+
     work = Path(args.work)
-    steps = _read_jsonl(work / "steps.jsonl")
+    steps = read_jsonl(work / "steps.jsonl")
     result: dict = {"meta": _json_or_none(work / "meta.json") or {}, "steps": steps, "failed_steps":
                     [s["step"] for s in steps if s.get("rc") not in (0, None)]}
     for name in ("critic_step", "infer_speed", "train_step"):

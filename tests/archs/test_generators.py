@@ -194,7 +194,7 @@ def test_rrdbnet_deepcopy_is_independent():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_safetensors_round_trip_rebuilds_the_same_generator(name, tmp_path):
-    from restore.weights import load_generator, save_generator
+    from restore.engine.weights import load_generator, save_generator
 
     torch.manual_seed(0)
     kwargs = dict(GENERATORS.get(name).TINY)

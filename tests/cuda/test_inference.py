@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from restore.data.io import read_image
+from restore.engine.weights import load_generator
 from restore.inference.tiling import tiled_forward
 from restore.inference.upscale import upscale_image
-from restore.weights import load_generator
 from tests.cuda.conftest import cuda_only
 from tests.inference.test_tiling import small_sr_net
 

@@ -13,14 +13,16 @@ from PIL import Image as PILImage
 from restore.config import ConfigError, DataOptions, parse_block
 from restore.data.io import write_image
 from restore.data.label2photo import (
-    ADE20K_CLASSES,
-    COCO_STUFF_CLASSES,
-    LABEL_SETS,
     ADE20KDataset,
     CityscapesDataset,
     CMPFacadesDataset,
     CocoStuffDataset,
     Label2PhotoFolderDataset,
+)
+from restore.data.labels import (
+    ADE20K_CLASSES,
+    COCO_STUFF_CLASSES,
+    LABEL_SETS,
     colorize,
     decode_color_map,
     default_palette,
@@ -458,7 +460,7 @@ def test_config_checks_dataset_options_against_the_signature(tmp_path: Path) -> 
 
 
 def test_segmentation_input_is_one_hot_plus_the_edge_channel():
-    from restore.data.label2photo import segmentation_input
+    from restore.data.labels import segmentation_input
 
     labels = torch.tensor([[[0, 1], [2, 1]]])
     edges = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from restore.builders import build_critic_from_spec
 from restore.config import parse_options
+from restore.tasks.base import default_description
 
 
 class ToyData(Dataset):
@@ -54,6 +55,9 @@ class ToyTask:
 
     def train_dataset(self):
         return ToyData(seed=self.opts.seed)
+
+    def describe_generator(self):
+        return default_description(self.opts, self.generator)
 
     def has_validation(self):
         return True

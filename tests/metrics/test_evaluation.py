@@ -11,7 +11,7 @@ import pytest
 
 from restore.data.io import read_image, write_image
 from restore.data.sr import BenchmarkDataset
-from restore.evaluation import evaluate_sr, format_table, write_csv, write_json
+from restore.evaluation.sr import evaluate_sr, format_table, write_csv, write_json
 
 
 def test_bicubic_set5_x4_reproduces_published_psnr_ssim(shared: Path) -> None:

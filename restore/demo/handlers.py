@@ -26,18 +26,18 @@ import numpy as np
 import torch
 
 from restore.data.io import Image, ImageReadError, read_image, write_image
-from restore.data.label2photo import stored_values
-from restore.inference.translate import resize_nearest
-from restore.inference.upscale import _resize
-from restore.pipelines import (
+from restore.data.labels import stored_values
+from restore.devices import choose_device
+from restore.hub.pipelines import (
     Pipeline,
     SPADEPipeline,
     SRPipeline,
     StarGANPipeline,
     load_pipeline,
-    pick_device,
     published,
 )
+from restore.inference.translate import resize_nearest
+from restore.inference.upscale import _resize
 
 log = logging.getLogger("restore.app")
 
@@ -98,9 +98,9 @@ def load_models(weights: str | Path = "weights", device: str = "auto", half: boo
     A weights file that fails to load is logged and listed in ``problems``; the others still serve. Published
     attribute classifiers are attached to the StarGAN models with the same attribute list, so that attributes a
     visitor leaves on "keep" take the photo's own values."""
-    from restore.weights import load_generator
+    from restore.engine.weights import load_generator
 
-    dev = pick_device(device)
+    dev = choose_device(device)
     use_half = dev.type == "cuda" if half is None else bool(half and dev.type == "cuda")
     models = Models(device=dev, half=use_half)
     found = published(weights)
@@ -488,7 +488,7 @@ class DemoHandlers:
         if not label_map:
             return None
         pipe: SPADEPipeline = _pick(self.models.spade, model, "spade")
-        from restore.data.label2photo import colorize
+        from restore.data.labels import colorize
 
         colours = colorize(self.label_ids(label_map, pipe), pipe.palette)
         return {"background": colours, "layers": [], "composite": colours}
@@ -528,7 +528,7 @@ class DemoHandlers:
                        drawing: dict[str, Any] | None = None) -> tuple[str, str, str]:
         """A label map (file and/or drawing) -> PNG paths of (the label map in the model's colours, the photo), and
         the status."""
-        from restore.data.label2photo import colorize
+        from restore.data.labels import colorize
 
         pipe: SPADEPipeline = _pick(self.models.spade, model, "spade")
         ids = self.apply_drawing(self.label_ids(label_map, pipe), drawing, pipe)

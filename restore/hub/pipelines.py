@@ -16,12 +16,7 @@ import numpy as np
 import torch
 
 from restore.data.io import Image
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+from restore.devices import choose_device
 
 
 @dataclass
@@ -73,7 +68,7 @@ class SPADEPipeline(Pipeline):
 
     def ids_from_colours(self, rgb: np.ndarray) -> np.ndarray:
         """A colour-coded label map (H, W, 3) float in [0, 1] or uint8 -> ids (unknown colours are an error)."""
-        from restore.data.label2photo import decode_color_map
+        from restore.data.labels import decode_color_map
 
         u8 = rgb if rgb.dtype == np.uint8 else np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
         return decode_color_map(u8[..., :3], self.palette)
@@ -119,11 +114,11 @@ KINDS = {"sr": SRPipeline, "spade": SPADEPipeline, "stargan": StarGANPipeline}
 
 def load_pipeline(path: str | Path, device: str | torch.device = "auto", half: bool = False) -> Pipeline:
     """The pipeline for a weights file (task from its metadata); ``half`` = fp16 on CUDA only."""
-    from restore.cards import read_card
-    from restore.weights import load_generator
+    from restore.engine.weights import load_generator
+    from restore.hub.cards import read_card
 
     path = Path(path)
-    dev = pick_device(device) if isinstance(device, str) else device
+    dev = choose_device(device)
     model, desc = load_generator(path, dev)
     task = desc.get("task", "sr")
     if task not in KINDS:
@@ -138,7 +133,7 @@ def load_pipeline(path: str | Path, device: str | torch.device = "auto", half: b
 
 def published(folder: str | Path = "weights") -> dict[str, list[Path]]:
     """Weights files with a card in ``folder``, by task (the card's task), sorted by name."""
-    from restore.cards import read_card
+    from restore.hub.cards import read_card
 
     out: dict[str, list[Path]] = {}
     for card_path in sorted(Path(folder).glob("*.yml")):

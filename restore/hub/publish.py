@@ -1,4 +1,4 @@
-"""``restore publish``: a finished run's generator + model card into a weights folder (see :mod:`restore.cards`)."""
+"""``restore publish``: a finished run's generator + model card into a weights folder (see :mod:`restore.hub.cards`)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,21 @@ from typing import Any
 
 import yaml
 
-from restore.cards import hardware, make_card, write_card
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    """The rows of a run's .jsonl log (none when it does not exist)."""
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+from restore.engine.hardware import hardware
+from restore.engine.runs import RunFolder
+from restore.hub.cards import make_card, write_card
 
 
 def estimated_wall_time(run: Path, until: int | None = None) -> float | None:
     """Seconds of training from the logged throughput (each log line covers the steps since the previous one), up
     to step ``until`` (a published checkpoint's: steps after it did not make the weights). A run resumed from an
     earlier checkpoint logs steps again; those lines count from the chunk's start in hardware.jsonl."""
-    path = run / "metrics.jsonl"
-    if not path.is_file():
+    folder = RunFolder.at(run)
+    if not folder.metrics.is_file():
         return None
-    starts = sorted(r["step"] for r in _jsonl(run / "hardware.jsonl"))
+    starts = sorted(r["step"] for r in folder.hardware_rows())
     total, prev = 0.0, 0
-    for row in _jsonl(path):
+    for row in folder.metric_rows():
         step = row["step"]
         if step <= prev:  # resumed from an earlier checkpoint
             prev = max((s for s in starts if s < step), default=step)
@@ -55,10 +52,10 @@ def publish(run: Path, out: Path, name: str | None, data_source: str, data_licen
     """``checkpoint``: publish a paused run from a checkpoint (``latest`` or a path; its EMA weights when kept)
     instead of the final generator; the card's steps are the checkpoint's. ``dtype``: how the published file stores
     its floating-point tensors, "fp16" (half the size; loading gives fp32 modules) or "fp32"."""
-    from restore.weights import convert_weights, read_generator
+    from restore.engine.weights import convert_weights, read_generator
 
     run = Path(run)
-    options = run / "options.yml"
+    options = RunFolder.at(run).options
     if not options.is_file():
         raise FileNotFoundError(f"{run}: not a run folder (no options.yml)")
     config = yaml.safe_load(options.read_text())
@@ -67,7 +64,7 @@ def publish(run: Path, out: Path, name: str | None, data_source: str, data_licen
     out.mkdir(parents=True, exist_ok=True)
     dst = out / f"{name}.safetensors"
     if checkpoint is None:
-        src = run / f"{config['name']}.safetensors"
+        src = RunFolder(run, config["name"]).weights
         if not src.is_file():
             raise FileNotFoundError(f"{src} not found: the run has not finished (rerun its training command, which "
                                     "resumes, until it writes the final generator), or publish a checkpoint with "
@@ -95,7 +92,7 @@ def publish(run: Path, out: Path, name: str | None, data_source: str, data_licen
 
 
 def _write_palette(path: Path, desc: dict[str, Any]) -> str:
-    from restore.data.label2photo import stored_values, write_palette
+    from restore.data.labels import stored_values, write_palette
 
     names = desc.get("class_names") or [f"class_{i}" for i in range(len(desc["palette"]))]
     values = stored_values(desc)
@@ -109,7 +106,7 @@ def _write_palette(path: Path, desc: dict[str, Any]) -> str:
 def _run_hardware(run: Path) -> dict[str, Any]:
     """Where the run's chunks trained (hardware.jsonl, written by the engine); runs from before that file existed
     get this machine's hardware, marked as recorded at publish time."""
-    rows = _jsonl(run / "hardware.jsonl")
+    rows = RunFolder.at(run).hardware_rows()
     if not rows:
         return {**hardware(), "hardware_recorded": "at publish time (the run has no hardware.jsonl)"}
     kinds = sorted({r["trained_on"] for r in rows})
@@ -137,10 +134,10 @@ def _export_checkpoint(run: Path, which: str, dst: Path, dtype: str = "fp16") ->
     description with the checkpoint's step."""
     import restore.archs  # noqa: F401
     from restore.engine import checkpoint as ckpt
+    from restore.engine.weights import read_generator, save_generator
     from restore.registry import GENERATORS
-    from restore.weights import read_generator, save_generator
 
-    path = ckpt.latest_checkpoint(run / "checkpoints") if which == "latest" else Path(which)
+    path = ckpt.latest_checkpoint(RunFolder.at(run).checkpoints) if which == "latest" else Path(which)
     if path is None or not Path(path).is_file():
         raise FileNotFoundError(f"{run}: no checkpoint to publish ({which})")
     desc, state = read_generator(path)
@@ -156,9 +153,10 @@ def _export_checkpoint(run: Path, which: str, dst: Path, dtype: str = "fp16") ->
 def convert_published(weights: Path, dtype: str = "fp16") -> Path | None:
     """Rewrite a published weights file in place with its floating-point tensors stored as ``dtype`` (all metadata
     kept) and update the card that names it (``sha256``, ``dtype``); returns that card (None when none names the
-    file). ``python -m restore.publish --dtype fp16 weights/*.safetensors`` does this for each file given."""
-    from restore.cards import read_card, sha256_of
-    from restore.weights import convert_weights
+    file). ``python -m restore.hub.publish --dtype fp16 weights/*.safetensors`` does this for each file given."""
+    from restore.engine.weights import convert_weights
+    from restore.files import sha256_file
+    from restore.hub.cards import read_card
 
     weights = Path(weights)
     convert_weights(weights, dtype=dtype)
@@ -173,7 +171,7 @@ def convert_published(weights: Path, dtype: str = "fp16") -> Path | None:
                 if k != "dtype":
                     updated[k] = v
                 if k == "sha256":
-                    updated["sha256"] = sha256_of(weights)
+                    updated["sha256"] = sha256_file(weights)
                     updated["dtype"] = dtype
             write_card(card_path, updated)
             return card_path
@@ -184,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from restore.weights import DTYPES
+    from restore.engine.weights import DTYPES
 
-    ap = argparse.ArgumentParser(prog="python -m restore.publish",
+    ap = argparse.ArgumentParser(prog="python -m restore.hub.publish",
                                  description="Store published weights files as fp16 (or fp32) in place, keeping "
                                              "their metadata, and update their cards' sha256 and dtype.")
     ap.add_argument("weights", nargs="+", help=".safetensors files (e.g. weights/*.safetensors)")

@@ -4,7 +4,7 @@ Why: the SAN paper argues with two measurements that are easy to get wrong by ha
 reshaped-matrix norm) sits well below the true operator norm of a conv layer; Fig. 5: conv inputs are channel-sparse,
 which is what SAN's constant exploits. GraN and the penalties are judged instead by the critic's input gradients.
 This module reloads a run's critic exactly as it was trained, feeds it real and generated images of the run's own
-task, and records all three; the measurement routines themselves live (and are tested) in ``restore.diagnostics``.
+task, and records all three; the measurement routines themselves live (and are tested) in ``restore.study.measures``.
 
 Conventions: per-layer norms are of the layer's *raw* weight (for SN/BSN/SAN the parametrization's ``original``, i.e.
 the layer without normalization); the norm of the weight the critic actually uses is reported beside it.
@@ -24,14 +24,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from restore.diagnostics import (
+from restore.norms.san import sparsity_aware_constant
+from restore.study.measures import (
     channel_sparsity,
     circular_conv_spectral_norm,
     finite_difference_lipschitz,
     input_gradient_norms,
     reshaped_spectral_norm,
 )
-from restore.norms.san import sparsity_aware_constant
 
 DELTAS = (1e-3, 1e-2, 1e-1, 1.0)
 NEAR_ZERO = 1e-3  # "near-zero" channel: norm <= NEAR_ZERO x the layer's median channel norm
@@ -46,20 +46,22 @@ IMAGE_SPACE = {"sr": "images in [0, 1]; the critic sees 2x - 1, so these norms a
 def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
     """(checkpoint file, run folder) for a run folder, its checkpoints/ folder, or a ``.pt`` checkpoint."""
     from restore.engine.checkpoint import latest_checkpoint
+    from restore.engine.runs import RunFolder
 
     path = Path(path)
     if path.suffix == ".safetensors":
         raise ValueError(f"{path} is a generator weights file (.safetensors): it holds no critic. Pass the run "
                          "folder (runs/<name>/) or one of its checkpoints (runs/<name>/checkpoints/step_XXXXXXXX.pt)")
     if path.is_dir():
-        found = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
+        folder = RunFolder.at(path).checkpoints
+        found = latest_checkpoint(folder) or latest_checkpoint(path)
         if found is None:
-            raise FileNotFoundError(f"{path}: no checkpoint found (expected {path / 'checkpoints'}/step_XXXXXXXX.pt); "
+            raise FileNotFoundError(f"{path}: no checkpoint found (expected {folder}/step_XXXXXXXX.pt); "
                                     "pass a run folder or a .pt checkpoint")
         path = found
     elif not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path} (pass a run folder or a .pt checkpoint)")
-    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    run = path.parent.parent if RunFolder.at(path.parent.parent).checkpoints == path.parent else path.parent
     return path, run
 
 

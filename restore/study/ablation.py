@@ -13,8 +13,6 @@ import io
 import json
 import math
 import os
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from restore.config import ConfigError, load_options, to_dict
+from restore.devices import choose_device
+from restore.engine.runs import RunFolder
 
 
 @dataclass
@@ -70,30 +70,43 @@ def plan_runs(recipe: str | Path, norms: Sequence[str], seeds: int, steps: int |
 
 
 def train_run(recipe: str, plan: RunPlan, device: str) -> None:
-    from restore.cli import main
+    """One run of the ablation, in this process."""
+    from restore.engine.trainer import TrainingDiverged
+    from restore.train import train
 
-    code = main(["train", "-opt", str(recipe), "--no-progress", "--device", device,
-                 *[a for s in plan.overrides for a in ("--set", s)]])
-    if code != 0:
-        raise RuntimeError(f"training {plan.name} failed (exit {code}); see the message above")
+    try:
+        train(recipe, plan.overrides, device=device, progress=False)
+    except TrainingDiverged as err:
+        raise RuntimeError(f"training {plan.name} failed: {err}") from None
+
+
+def _train_on_gpu(recipe: str, overrides: list[str], gpu: int) -> None:
+    """A spawned process's run: it sees only GPU ``gpu``, set before anything initialises CUDA."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    from restore.train import train
+
+    train(recipe, overrides, device="cuda", progress=False)
 
 
 def train_parallel(recipe: str, plans: list[RunPlan], gpus: int) -> None:
-    """One subprocess per GPU (CUDA_VISIBLE_DEVICES), ``gpus`` runs at a time."""
+    """One spawned process per GPU, ``gpus`` runs at a time."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no CUDA state inherited from this one
     pending = list(plans)
-    running: list[tuple[subprocess.Popen, RunPlan, int]] = []
+    running: list[tuple[Any, RunPlan, int]] = []
     free = list(range(gpus))
     failed = []
     while pending or running:
         while pending and free:
             gpu = free.pop(0)
             plan = pending.pop(0)
-            cmd = [sys.executable, "-m", "restore", "train", "-opt", str(recipe), "--no-progress", "--device", "cuda",
-                   *[a for s in plan.overrides for a in ("--set", s)]]
-            env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(gpu)}
-            running.append((subprocess.Popen(cmd, env=env), plan, gpu))
+            proc = ctx.Process(target=_train_on_gpu, args=(str(recipe), plan.overrides, gpu), name=plan.name)
+            proc.start()
+            running.append((proc, plan, gpu))
         proc, plan, gpu = running.pop(0)
-        if proc.wait() != 0:
+        proc.join()
+        if proc.exitcode != 0:
             failed.append(plan.name)
         free.append(gpu)
     if failed:
@@ -101,22 +114,20 @@ def train_parallel(recipe: str, plans: list[RunPlan], gpus: int) -> None:
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:
-    path = run / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    return RunFolder.at(run).metric_rows()
 
 
 def evaluate_run(opts: Any, run: Path, eval_data: Sequence[str], device: str, limit: int | None) -> dict[str, float]:
     """SR: PSNR/SSIM/NIQE/LPIPS means over ``eval_data``; SPADE / StarGAN: FID on the held-out split."""
     import torch
 
-    from restore.weights import load_generator
+    from restore.engine.weights import load_generator
 
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
-    weights = run / f"{run.name}.safetensors"
+    dev = choose_device(device)
+    weights = RunFolder.at(run).weights
     model, desc = load_generator(weights, dev)
     if opts.task == "sr":
-        from restore.evaluation import evaluate_sr
+        from restore.evaluation.sr import evaluate_sr
         from restore.inference.tiling import tiled_forward
 
         scale = int(desc["kwargs"].get("scale", 4))
@@ -132,9 +143,9 @@ def evaluate_run(opts: Any, run: Path, eval_data: Sequence[str], device: str, li
                 if value is not None:
                     out[f"{ds['name']}/{metric}"] = float(value)
         return out
-    from restore.cli import eval_dataset
+    from restore.evaluation.datasets import eval_dataset
+    from restore.evaluation.translation import evaluate_spade, evaluate_stargan
     from restore.metrics.fid import InceptionFeatures
-    from restore.translation_eval import evaluate_spade, evaluate_stargan
 
     feats = InceptionFeatures(device=dev)
     root = eval_data[0] if eval_data else _data_root(desc)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from restore.engine import checkpoint as ckpt
+from restore.files import atomic_output
 
 META_KEY = "restore"
 
@@ -76,11 +77,8 @@ def save_state(state: dict[str, torch.Tensor], path: str | Path, desc: dict[str,
     out = {k: (v.detach().to(target) if v.is_floating_point() else v.detach()).contiguous().cpu()
            for k, v in state.items()}
     meta = {**(metadata or {}), META_KEY: json.dumps({**desc, "dtype": dtype})}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(out, str(tmp), metadata=meta)
-    tmp.chmod(0o644)  # safetensors writes 0600; published files are meant to be read by others
-    tmp.replace(path)
+    with atomic_output(path) as tmp:  # safetensors writes 0600; atomic_output gives the usual permissions
+        save_file(out, str(tmp), metadata=meta)
     return path
 
 

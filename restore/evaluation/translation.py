@@ -41,7 +41,7 @@ def evaluate_spade(model: nn.Module, desc: dict[str, Any], dataset: Any, feature
                    batch_size: int = 8, limit: int | None = None, save: Callable[[int, np.ndarray, Any], None]
                    | None = None, seed: int = 0) -> dict[str, Any]:
     """FID of generated vs real photos over ``dataset`` (label maps with photos, deterministic preprocessing)."""
-    from restore.data.label2photo import segmentation_input
+    from restore.data.labels import segmentation_input
     from restore.metrics.fid import fid
 
     if not dataset.has_photos:

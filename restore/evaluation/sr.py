@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from restore.data.io import _atomic_write_bytes, list_images, to_numpy
+from restore.data.io import list_images, to_numpy
 from restore.data.sr import BenchmarkDataset, imresize
+from restore.files import atomic_write_text
 from restore.metrics.fidelity import psnr, ssim
 from restore.metrics.niqe import niqe
 
@@ -182,7 +183,7 @@ def _finite(obj: Any) -> Any:
 def write_json(result: dict[str, Any], path: str | os.PathLike) -> None:
     """Write the whole result (strict JSON: non-finite values as null) atomically, creating parent folders."""
     text = json.dumps(_finite(result), indent=2, allow_nan=False)
-    _atomic_write_bytes(Path(path), (text + "\n").encode("utf-8"))
+    atomic_write_text(Path(path), text + "\n")
 
 
 def write_csv(result: dict[str, Any], path: str | os.PathLike) -> None:
@@ -197,4 +198,4 @@ def write_csv(result: dict[str, Any], path: str | os.PathLike) -> None:
                 v = row.get(m)
                 cells.append("" if v is None else repr(float(v)))
             writer.writerow([ds["name"], row["name"], *cells])
-    _atomic_write_bytes(Path(path), buf.getvalue().encode("utf-8"))
+    atomic_write_text(Path(path), buf.getvalue())

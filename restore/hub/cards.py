@@ -8,42 +8,15 @@ both files from a finished run.
 
 from __future__ import annotations
 
-import hashlib
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from restore.files import atomic_write_text, sha256_file
+
 REQUIRED = ("name", "file", "sha256", "task", "architecture", "data", "training", "metrics")
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def hardware(device: Any = None) -> dict[str, str]:
-    """What training runs on, for the card: the CUDA device's name, or the CPU and its thread count. ``device``:
-    the torch device in use (None: CUDA when available)."""
-    import torch
-
-    dev = torch.device(device) if device is not None else None
-    if (dev is None and torch.cuda.is_available()) or (dev is not None and dev.type == "cuda"):
-        return {"trained_on": "cuda", "device": torch.cuda.get_device_name(dev)}
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"trained_on": "cpu", "device": f"{cpu} ({torch.get_num_threads()} threads)"}
 
 
 def read_card(path: str | Path) -> dict[str, Any]:
@@ -67,10 +40,7 @@ def write_card(path: str | Path, card: dict[str, Any]) -> Path:
     missing = [k for k in REQUIRED if k not in card]
     if missing:
         raise ValueError(f"model card for {path.name} lacks {', '.join(missing)}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(card, sort_keys=False, allow_unicode=True))
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, yaml.safe_dump(card, sort_keys=False, allow_unicode=True))
 
 
 @dataclass
@@ -91,11 +61,11 @@ def verify_card(card_path: str | Path, load: bool = True) -> CardCheck:
     weights = card_path.parent / card["file"]
     if not weights.is_file():
         return CardCheck(card_path, [f"{card_path}: weights file {weights} not found"])
-    digest = sha256_of(weights)
+    digest = sha256_file(weights)
     if digest != card["sha256"]:
         problems.append(f"{card_path}: sha256 {card['sha256']} does not match {weights.name} ({digest})")
     if load:
-        from restore.weights import load_generator
+        from restore.engine.weights import load_generator
 
         try:
             _, desc = load_generator(weights)
@@ -119,7 +89,7 @@ def _palette_problems(card_path: Path, name: str, desc: dict[str, Any]) -> list[
     """The palette file a card names must exist and agree with the colours and class names inside the weights."""
     import numpy as np
 
-    from restore.data.label2photo import read_palette
+    from restore.data.labels import read_palette
 
     path = card_path.parent / name
     try:
@@ -161,7 +131,7 @@ def make_card(name: str, weights: Path, desc: dict[str, Any], config: dict[str, 
     card: dict[str, Any] = {
         "name": name,
         "file": weights.name,
-        "sha256": sha256_of(weights),
+        "sha256": sha256_file(weights),
         "dtype": desc.get("dtype", "fp32"),
         "task": desc.get("task", config.get("task")),
         "architecture": {"arch": desc["arch"], "kwargs": desc["kwargs"]},
