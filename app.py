@@ -3,7 +3,7 @@
     python app.py [--weights weights] [--host 127.0.0.1] [--port 7860] [--device auto] [--max-pixels 4000000]
                   [--concurrency 1] [--share]
 
-This file only lays out the page and launches it; what each button does is in ``restore/demo/handlers.py``.
+This file only lays out the page and launches it; what each button does is in ``restore/demo/`` (one module per tab).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from restore.demo.handlers import (
+from restore.demo import (
     FACE_LICENSE_NOTE,
     NO_MODEL,
     DemoHandlers,

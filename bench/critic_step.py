@@ -6,7 +6,7 @@ All methods are timed in the same process, interleaved round-robin so machine no
 reports the median and the ratio to ``none`` measured in that run. Uses CUDA when present (``--device``).
 
     python bench/critic_step.py            # full run
-    python bench/critic_step.py --quick    # a short run (the README's main-job command)
+    python bench/critic_step.py --quick    # a short run (docs/study.md)
 """
 
 from __future__ import annotations
@@ -121,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
     if "none" not in chosen:
         chosen.insert(0, "none")  # the baseline is always measured in the same run
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda given, but torch sees no CUDA device")
+    from restore.devices import choose_device
+
+    try:
+        device = choose_device(args.device)
+    except ValueError as err:
+        ap.error(str(err))
     hw = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"critic step, SAN paper Table 4 critic, batch {args.batch}, {args.size}x{args.size}, width {args.width}; "
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         same = f"{r['ratio_same_padding']:.3f}" if r["ratio_same_padding"] else "-"
         print(f"| {r['method']:<14} | {r['median_ms']:>9.1f} | {spread:>15} | {r['ratio']:>6.3f} | {same:>20} |")
     print("\nx none: ratio to the vanilla critic (zeros padding). x none, same padding: SAN rows against "
-          "none-circular,\nthe normalization's own cost (SAN requires circular padding; see README).")
+          "none-circular,\nthe normalization's own cost (SAN requires circular padding; see docs/norms.md).")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": str(device), "hardware": hw, "batch": args.batch, "size": args.size,

@@ -132,11 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     if "fp32" in dtypes:  # the reference first, so every other row has its ratio
         dtypes = ["fp32"] + [d for d in dtypes if d != "fp32"]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda given, but torch sees no CUDA device")
+    from restore.devices import choose_device
+
+    try:
+        device = choose_device(args.device)
+    except ValueError as err:
+        ap.error(str(err))
     channels_last = args.channels_last == "on" or (args.channels_last == "auto" and device.type == "cuda")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark

@@ -196,7 +196,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         raise ValueError("--set NAME=VALUE chooses attributes of a StarGAN model; this is an SR model")
     scale = int(desc["kwargs"].get("scale", getattr(model, "scale", 4)))
     outputs = upscale_paths(model, [Path(p) for p in args.inputs], Path(args.output), scale,
-                            outscale=args.outscale, tile=args.tile or None, overlap=args.overlap, device=device,
+                            outscale=args.outscale, tile=args.tile, overlap=args.overlap, device=device,
                             half=args.half)
     print(f"wrote {len(outputs)} image(s) to {args.output}")
     return 0
@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     ev.add_argument("--lpips-weights", help="AlexNet ImageNet features file for LPIPS")
     ev.add_argument("--device", default="auto")
-    ev.add_argument("--tile", type=int, default=512, help="LR tile size for large images")
+    ev.add_argument("--tile", type=int, default=512, help="LR tile size for large images (0: no tiling)")
     ev.add_argument("--dataset", help="spade/stargan: data set type (default: the one the model was trained on)")
     ev.add_argument("--split", help="spade/stargan: split to evaluate (default: the data set's held-out split)")
     ev.add_argument("--data-opt", action="append", default=[], metavar="KEY=VALUE",

@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 
 from restore.data.io import read_image, write_image
 from restore.data.labels import CMP_FACADES_CLASSES, LABEL_SETS
-from restore.demo.handlers import (
+from restore.demo import (
     KEEP,
     NO_MODEL,
     DemoHandlers,

@@ -53,7 +53,7 @@ class SRPipeline(Pipeline):
         scale = int(self.desc["kwargs"].get("scale", 4))
         with self.lock, torch.no_grad():
             out = upscale_image(self.model, Image(rgb=rgb.astype(np.float32), alpha=alpha, bit_depth=8, grey=False),
-                                scale, outscale=outscale, tile=tile or None, device=self.device, half=self.half)
+                                scale, outscale=outscale, tile=tile, device=self.device, half=self.half)
         return out.rgb, out.alpha
 
 

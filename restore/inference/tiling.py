@@ -35,6 +35,14 @@ MIN_TILE = 8
 MIN_CORE = 8
 
 
+def normalise_tile(tile: int | None) -> int | None:
+    """``tile`` as :func:`tiled_forward` uses it: 0 (what ``--tile 0`` and the demo's slider give) and None both
+    mean one pass over the whole image."""
+    if isinstance(tile, int) and not isinstance(tile, bool) and tile == 0:
+        return None
+    return tile
+
+
 def _check_options(scale: int, tile: int | None, overlap: int) -> None:
     """Raise a ValueError naming the bad option; every option is checked whatever the image size."""
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
@@ -44,7 +52,7 @@ def _check_options(scale: int, tile: int | None, overlap: int) -> None:
     if tile is None:
         return
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
-        raise ValueError(f"tile must be an integer >= {MIN_TILE} (LR pixels) or None for no tiling, got {tile!r}")
+        raise ValueError(f"tile must be an integer >= {MIN_TILE} (LR pixels) or 0 / None for no tiling, got {tile!r}")
     if tile - 2 * overlap < MIN_CORE:
         raise ValueError(
             f"tile {tile} is too small for overlap {overlap}: each tile needs {overlap} LR pixels of context on both "
@@ -118,11 +126,12 @@ def tiled_forward(
 
     x: (N, C, H, W) float, usually (1, 3, H, W) RGB in [0, 1] on the CPU. Returns (N, C', scale*H, scale*W) float32
     on the CPU (channels-last in memory, so ``out[0].permute(1, 2, 0).numpy()`` is a copy-free HWC view).
-    ``tile``: LR window size sent to the model (None: one pass; no tiling along an axis not longer than it).
+    ``tile``: LR window size sent to the model (None or 0: one pass; no tiling along an axis not longer than it).
     ``overlap``: LR pixels of context kept around each core. ``device``: where the model runs (default: the model's
     parameters' device). ``dtype``: cast of each window (e.g. torch.float16 on CUDA; reduced-precision floats run
     under autocast so fp32 weights work). ``progress(done, total)`` is called after each window.
     """
+    tile = normalise_tile(tile)
     _check_options(scale, tile, overlap)
     if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[0] < 1:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__

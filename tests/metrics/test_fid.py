@@ -253,8 +253,8 @@ def tiny_net(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_load_inception_warns_for_other_networks_and_caches_hash(tiny_net: Path, monkeypatch: pytest.MonkeyPatch):
     hashed: list[Path] = []
-    real_hash = fidmod._sha256_file
-    monkeypatch.setattr(fidmod, "_sha256_file", lambda p: hashed.append(p) or real_hash(p))
+    real_hash = fidmod.sha256_file
+    monkeypatch.setattr(fidmod, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
     with pytest.warns(UserWarning, match="not comparable"):
         model = load_inception(tiny_net)
     assert model(torch.zeros(2, 3, 299, 299)).shape == (2, 2048)
