@@ -52,7 +52,8 @@ class RandomSR:
         from restore.registry import GENERATORS
 
         self.opts = opts
-        self.generator = GENERATORS.build("srresnet", channels=channels, num_blocks=blocks, scale=4)
+        self.gen_kwargs = {"channels": channels, "num_blocks": blocks, "scale": 4}
+        self.generator = GENERATORS.build("srresnet", **self.gen_kwargs)
         self.critic, self.norm = build_critic_from_spec(opts.critic)
         gen = torch.Generator().manual_seed(0)
         self.gt = torch.rand(8, batch, 3, gt_size, gt_size, generator=gen)
@@ -85,6 +86,17 @@ class RandomSR:
 
     def has_validation(self) -> bool:
         return False
+
+    def train_dataset(self) -> list[dict[str, torch.Tensor]]:
+        """The random crops as items (the benchmark feeds :meth:`batches` to ``train_step`` directly)."""
+        return [{"gt": gt, "lq": F.avg_pool2d(gt[None], 4)[0]} for batch in self.gt for gt in batch]
+
+    def validate(self, g: torch.nn.Module, device: Any) -> tuple[dict[str, float], None]:
+        """No validation set (``has_validation`` is False): nothing to measure."""
+        return {}, None
+
+    def describe_generator(self) -> dict[str, Any]:
+        return {"type": "srresnet", "kwargs": dict(self.gen_kwargs), "extra": {}}
 
 
 def make_trainer(mode: dict[str, Any], args: argparse.Namespace, device: torch.device) -> tuple[Trainer, Iterator]:

@@ -189,3 +189,25 @@ def test_eval_tile_zero_like_infer(shared, tmp_path, capsys):
 
     a, b = (json.loads((tmp_path / n).read_text())["datasets"][0]["mean"] for n in ("a.json", "b.json"))
     assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-3)  # seamless tiles: the same image to rounding
+
+
+@pytest.mark.parametrize("recipe", ["spade/smoke.yml", "stargan/smoke.yml"])
+def test_translation_critic_errors_carry_the_file(shared, monkeypatch, tmp_path, recipe):
+    """SPADE and StarGAN build their critic through the same helper as SR, so a critic error names where the value
+    came from: the recipe file, or the --set override."""
+    import yaml
+
+    from restore.config import ConfigError, load_options
+    from restore.tasks import build_task
+
+    monkeypatch.chdir(ROOT)
+    data = yaml.safe_load((ROOT / "options" / "train" / recipe).read_text())
+    data["critic"].update(padding_mode="zeros", norm={"type": "san"})
+    path = tmp_path / "recipe.yml"
+    path.write_text(yaml.safe_dump(data))
+    message = r"critic\.padding_mode is 'zeros', but critic norm 'san' needs 'circular'"
+    with pytest.raises(ConfigError, match=rf"^{path}: {message}"):
+        build_task(load_options(path))
+    with pytest.raises(ConfigError, match=rf"^--set critic\.padding_mode: {message}"):
+        build_task(load_options(ROOT / "options" / "train" / recipe, ["critic.padding_mode=zeros",
+                                                                       "critic.norm={type: san}"]))
