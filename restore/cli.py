@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 import time
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,17 @@ import yaml
 
 from restore.config import ConfigError, load_options, parse_duration, to_dict
 from restore.devices import choose_device
+
+
+class Exit(IntEnum):
+    """The exit codes of every ``restore`` command (docs/cli.md)."""
+
+    OK = 0  #: done
+    INTERNAL = 1  #: an internal error (a bug, or the environment failed): the message says which
+    BAD_INPUT = 2  #: bad input: a file, key or value named in the message (nothing was done, or it was undone)
+    DIVERGED = 3  #: training stopped on a non-finite loss; the last good checkpoint stays
+    PAUSED = 4  #: training paused by a signal (SIGINT/SIGTERM) with a checkpoint: the same command continues
+    PARTIAL = 5  #: some inputs were done and some failed (each failure has its own line)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -52,12 +65,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from restore.train import train
 
     try:
-        train(args.opt, args.set, device=args.device, resume=args.resume, until=args.until,
-              time_limit=args.time_limit, progress=not args.no_progress, started=getattr(args, "started", None))
+        result = train(args.opt, args.set, device=args.device, resume=args.resume, until=args.until,
+                       time_limit=args.time_limit, progress=not args.no_progress,
+                       started=getattr(args, "started", None))
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
-        return 3
-    return 0
+        return Exit.DIVERGED
+    return Exit.PAUSED if result.stop_reason == "signal" else Exit.OK
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -244,7 +258,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     for p in problems:
         print(f"problem: {p}", file=sys.stderr)
     print(f"{args.folder}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
-    return 0 if not problems else 1
+    return Exit.OK if not problems else Exit.BAD_INPUT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -373,12 +387,31 @@ def _duration_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _debug() -> bool:
+    return os.environ.get("RESTORE_DEBUG", "").strip() not in ("", "0")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code (:class:`Exit`). Errors are one ``error:`` line on stderr;
+    ``RESTORE_DEBUG=1`` shows the traceback instead."""
     started = time.monotonic()  # the origin of --time-limit / train.time_limit
     args = build_parser().parse_args(argv)
     args.started = started
     try:
-        return args.func(args)
+        return int(args.func(args))
     except (ConfigError, FileNotFoundError, ValueError) as err:
+        if _debug():
+            raise
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return Exit.BAD_INPUT
+    except KeyboardInterrupt:
+        if _debug():
+            raise
+        print("error: interrupted", file=sys.stderr)
+        return Exit.PAUSED
+    except Exception as err:  # a bug or an environment failure: one line, and how to see more
+        if _debug():
+            raise
+        print(f"error: {type(err).__name__}: {err} (an internal error; RESTORE_DEBUG=1 shows the traceback, "
+              "please report it)", file=sys.stderr)
+        return Exit.INTERNAL

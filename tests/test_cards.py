@@ -48,7 +48,7 @@ def test_verify_catches_tampering_and_missing_cards(published, capsys):
     assert any("sha256" in p for p in problems)
     assert any("orphan.safetensors: no model card" in p for p in problems)
     assert any("differs from the weights' metadata" in p for p in problems)
-    assert main(["verify", str(published)]) == 1
+    assert main(["verify", str(published)]) == 2
     (published / "broken.yml").write_text(yaml.safe_dump({"name": "x"}))
     assert any("broken.yml: model card lacks" in p for p in verify_folder(published))
 

@@ -132,7 +132,7 @@ def test_converting_a_published_folder_keeps_metadata_and_verify_checks_sha256(t
     weights.write_bytes(bytes(data))
     problems = verify_folder(folder)
     assert any("sha256" in p and weights.name in p for p in problems), problems
-    assert main(["verify", str(folder)]) == 1
+    assert main(["verify", str(folder)]) == 2
 
 
 def test_the_repositorys_weights_are_stored_as_fp16():
