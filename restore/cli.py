@@ -31,6 +31,10 @@ class Exit(IntEnum):
 def _cmd_check(args: argparse.Namespace) -> int:
     """Validate an option file (with overrides) and print the resolved recipe."""
     opts = load_options(args.opt, args.set)
+    missing = missing_paths(opts)
+    if missing:
+        raise ConfigError(f"{args.opt}: {len(missing)} path(s) do not exist (relative paths start at the working "
+                          f"directory {Path.cwd()}): {'; '.join(missing)}")
     print(f"# {args.opt}: valid" + (f" (with {len(args.set)} override(s))" if args.set else ""))
     print(yaml.safe_dump(to_dict(opts), sort_keys=False), end="")
     if opts.critic is not None:
@@ -40,6 +44,32 @@ def _cmd_check(args: argparse.Namespace) -> int:
         params = sum(p.numel() for p in critic.parameters())
         print(f"# critic: {type(critic).__name__}, {params:,} parameters, norm {norm!r}")
     return 0
+
+
+def missing_paths(opts: Any) -> list[str]:
+    """``key path`` for every file or folder a recipe names that does not exist (data roots, the perceptual
+    loss's weights, a pretrained generator), so that ``restore check`` catches them before a run starts."""
+    found: list[tuple[str, Any]] = []
+    for split in ("train", "val"):
+        spec = getattr(opts.data, split)
+        if spec is not None:
+            for key in ("root", "roots", "labels", "attributes_file"):
+                if spec.kwargs.get(key) is not None:
+                    found.append((f"data.{split}.{key}", spec.kwargs[key]))
+    perceptual = opts.losses.get("perceptual") if isinstance(opts.losses, dict) else None
+    if isinstance(perceptual, dict):
+        for key in ("weights", "fallback_weights"):
+            if perceptual.get(key):
+                found.append((f"losses.perceptual.{key}", perceptual[key]))
+    if opts.train.pretrained_generator:
+        found.append(("train.pretrained_generator", opts.train.pretrained_generator))
+    out = []
+    for key, value in found:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for i, item in enumerate(values):
+            if isinstance(item, str) and not Path(item).expanduser().exists():
+                out.append(f"{key}{f'[{i}]' if isinstance(value, (list, tuple)) else ''} {item}")
+    return out
 
 
 def _cmd_norms(args: argparse.Namespace) -> int:
@@ -61,7 +91,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     ``--time-limit`` (or ``train.time_limit``) counts from the start of the command (``main``): importing torch,
     building the task, loading pretrained weights and resuming are inside the budget, so the weights are written
     before an outer limit (SLURM's ``--time``) of the same length; only the Python start-up before it is not."""
-    from restore.engine.trainer import TrainingDiverged
+    from restore.engine.trainer import CheckpointWriteError, TrainingDiverged
     from restore.train import train
 
     try:
@@ -71,6 +101,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return Exit.DIVERGED
+    except CheckpointWriteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return Exit.PAUSED
     return Exit.PAUSED if result.stop_reason == "signal" else Exit.OK
 
 
@@ -256,7 +289,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     problems = verify_folder(args.folder)
     for p in problems:
-        print(f"problem: {p}", file=sys.stderr)
+        print(f"error: {p}", file=sys.stderr)
     print(f"{args.folder}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
     return Exit.OK if not problems else Exit.BAD_INPUT
 

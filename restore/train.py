@@ -74,12 +74,13 @@ def train(recipe: str | Path, overrides: Sequence[str] = (), device: str = "auto
         if not quiet:
             say(text)
 
+    run = RunFolder.of(opts)
+    fresh = not run.root.exists()  # a run that fails before its first checkpoint leaves no folder behind
     try:
         torch.manual_seed(opts.seed)  # same on every rank: identical initial weights (rank 0 is broadcast anyway)
         random.seed(opts.seed)
         task = build_task(opts)
         torch.manual_seed(opts.seed + info.rank)  # per-rank stream for penalties' random draws
-        run = RunFolder.of(opts)
         trainer = Trainer(opts, task, run.root, dev, info, progress=progress)
         resumed = None
         if resume is not None or latest_checkpoint(run.checkpoints) is not None:
@@ -101,5 +102,11 @@ def train(recipe: str | Path, overrides: Sequence[str] = (), device: str = "auto
                 weights = trainer.export_weights()
                 tell(f"done: step {result.step}; checkpoint {result.checkpoint}; generator {weights}")
         return RunResult(run.root, weights, result.step, result.checkpoint, result.stop_reason, resumed)
+    except BaseException:
+        if fresh and info.is_main and latest_checkpoint(run.checkpoints) is None and run.root.is_dir():
+            import shutil
+
+            shutil.rmtree(run.root, ignore_errors=True)
+        raise
     finally:
         distributed.cleanup()

@@ -70,6 +70,16 @@ class RunFolder:
     def sample(self, step: int) -> Path:
         return self.samples / f"step_{step:08d}.png"
 
+    def stale_temporaries(self) -> list[Path]:
+        """Half-written files a killed run left (atomic writes' ``.<name>.<random>.tmp``, time-budget probes):
+        never read by anything, safe to delete when a run (re)starts in this folder."""
+        found: list[Path] = []
+        for folder in (self.root, self.checkpoints):
+            if folder.is_dir():
+                found += [p for p in folder.iterdir() if p.is_file() and p.name.startswith(".")
+                          and (p.name.endswith(".tmp") or p.name.startswith(".time_probe"))]
+        return sorted(found)
+
     def metric_rows(self) -> list[dict[str, Any]]:
         return read_jsonl(self.metrics)
 

@@ -35,6 +35,7 @@ from restore.config import ConfigError, Options, to_dict
 from restore.engine import checkpoint as ckpt
 from restore.engine.distributed import DistInfo, any_rank
 from restore.engine.hardware import hardware
+from restore.engine.resume import recipe_changes
 from restore.engine.runs import RunFolder
 from restore.engine.sampler import EpochIndexed, StepBatchSampler
 from restore.engine.task import Task, missing_methods
@@ -43,6 +44,29 @@ from restore.files import append_jsonl
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN/inf; the last good checkpoint is kept."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, read-only folder); earlier checkpoints are intact."""
+
+    @classmethod
+    def explain(cls, path: Path, err: BaseException) -> CheckpointWriteError:
+        import shutil
+
+        folder = path.parent
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            free = None
+        previous = ckpt.latest_checkpoint(folder)
+        need = previous.stat().st_size if previous is not None else None
+        reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        space = f"; {free / 2**20:.0f} MiB free there" if free is not None else ""
+        if need is not None:
+            space += f", a checkpoint needs about {need / 2**20:.0f} MiB"
+        return cls(f"could not write checkpoint {path.name} into {folder} ({reason}){space}. Training is paused at "
+                   f"step {_step_of(path)}; the last checkpoint written is {previous or 'none'}. Free some space "
+                   "and run the same command again to continue from there")
 
 
 @dataclass
@@ -211,6 +235,44 @@ def generator_description(opts: Options, task: Task, generator: nn.Module) -> di
     return task.describe_generator()
 
 
+def _load_module(module: nn.Module, state: dict[str, Any], what: str, source: str | Path) -> None:
+    """``load_state_dict`` whose failure is one line: how many keys differ, a few of them, and what to do."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        own, stored = set(module.state_dict()), set(state)
+        missing, unexpected = sorted(own - stored), sorted(stored - own)
+        detail = (f"{len(missing)} of its weights missing (e.g. {', '.join(missing[:3])})" if missing else "") + \
+            ("; " if missing and unexpected else "") + \
+            (f"{len(unexpected)} unknown (e.g. {', '.join(unexpected[:3])})" if unexpected else "")
+        if not detail:
+            detail = str(err).strip().splitlines()[-1].strip()[:300]
+        raise ValueError(f"{source}: the stored {what} does not fit the {what} this recipe builds ({detail}): the "
+                         "architecture or norm differs from the run's; start a new run with --set name=<new name>")\
+            from None
+
+
+def _step_of(path: Path) -> str:
+    name = path.name
+    return str(int(name[5:13])) if name.startswith("step_") and name[5:13].isdigit() else "?"
+
+
+WEIGHT_GROWTH_LIMIT = 100.0
+"""A checkpoint whose largest |weight| grew past this many times its start value is not named as good."""
+
+
+def _max_abs(named: Any) -> float:
+    """Largest |value| over (name, tensor) pairs; inf when any is not finite; 0 for none."""
+    worst = 0.0
+    for _, value in named:
+        if isinstance(value, Tensor) and value.is_floating_point() and value.numel():
+            m = float(value.detach().abs().max())
+            if not math.isfinite(m):
+                return math.inf
+            worst = max(worst, m)
+    return worst
+
+
 def _ignore_stop_signals(_worker_id: int) -> None:
     """Data workers leave SIGTERM/SIGINT to the main process. ``pkill -f``, Ctrl-C and SLURM's scancel signal the
     whole process group; a worker that died of it would crash the main process before it could write its pause
@@ -279,6 +341,10 @@ class Trainer:
         self.sched_g = make_scheduler(self.opt_g, t)
         self.sched_d = make_scheduler(self.opt_d, t) if self.opt_d is not None else None
         self.ema = EMA(self.G, t.ema) if t.ema else None
+        # the networks' largest |weight| at the start of the run (kept in checkpoints): a checkpoint named as the
+        # last good one after a divergence must not already hold blown-up weights
+        self._start_max_abs = {"generator": _max_abs(self.G.named_parameters()),
+                               "critic": _max_abs(self.D.named_parameters()) if self.D is not None else 0.0}
         scaler_on = self.amp_dtype is torch.float16
         self.scaler_g = torch.amp.GradScaler("cuda", enabled=scaler_on)
         self.scaler_d = torch.amp.GradScaler("cuda", enabled=scaler_on)
@@ -322,17 +388,19 @@ class Trainer:
             "scaler_d": self.scaler_d.state_dict(),
             "norm": self.norm.state_dict(),
             "rng": rng_states,
+            "health": {"start_max_abs": dict(self._start_max_abs)},
             "timing": {"validation_s": self._validation_s,
                        "step_s": max(self._step_times) if self._step_times else self._prior_step_s},
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], source: str | Path = "the checkpoint") -> None:
         self.step = int(state["step"])
-        self.G.load_state_dict(state["generator"]["state"])
+        _load_module(self.G, state["generator"]["state"], "generator", source)
         if self.D is not None:
             if state.get("critic") is None:
-                raise ValueError("the checkpoint has no critic, but this run trains one (different recipe?)")
-            self.D.load_state_dict(state["critic"])
+                raise ValueError(f"{source}: the checkpoint has no critic, but this run trains one (different "
+                                 "recipe? start a new run with --set name=<new name>)")
+            _load_module(self.D, state["critic"], "critic", source)
         if self.ema is not None and state.get("ema") is not None:
             self.ema.module.load_state_dict(state["ema"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -347,6 +415,7 @@ class Trainer:
         rng = state["rng"]
         _set_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
         timing = state.get("timing") or {}
+        self._start_max_abs = dict((state.get("health") or {}).get("start_max_abs") or self._start_max_abs)
         self._validation_s, self._prior_step_s = timing.get("validation_s"), timing.get("step_s")
 
     def save(self) -> Path:
@@ -355,7 +424,10 @@ class Trainer:
         state = self.state_dict()
         path = ckpt.checkpoint_path(self.ckpt_dir, self.step)
         if self.dist.is_main:
-            ckpt.save_atomic(state, path)
+            try:
+                ckpt.save_atomic(state, path)
+            except (OSError, RuntimeError) as err:  # a full disk shows as OSError, or as torch's zip-writer error
+                raise CheckpointWriteError.explain(path, err) from None
             ckpt.prune(self.ckpt_dir, self.opts.checkpoint.keep)
         self._last_save_s = time.perf_counter() - tic
         return path
@@ -397,7 +469,19 @@ class Trainer:
         path = Path(path) if path else ckpt.latest_checkpoint(self.ckpt_dir)
         if path is None:
             return None
-        self.load_state_dict(ckpt.load(path, map_location=self.device))
+        state = ckpt.load(path, map_location=self.device)
+        if not isinstance(state, dict) or "step" not in state or "generator" not in state:
+            raise ValueError(f"{path}: not a restore training checkpoint (no step / generator entries)")
+        refused, applied = recipe_changes(state.get("config") or {}, to_dict(self.opts))
+        if refused:
+            src = self.opts.source or "the recipe"
+            raise ConfigError(
+                f"{src}: the run folder {self.run_dir} holds checkpoints (step {state['step']}) trained with other "
+                f"options: {'; '.join(refused)}. A resumed run keeps its trained state, so these cannot change "
+                f"mid-run: start a new run with --set name=<new name> (or another path.root), or undo the change")
+        self.load_state_dict(state, source=path)
+        if applied and self.dist.is_main:
+            print(f"resume: from step {self.step} on, changed options apply: {'; '.join(applied)}", flush=True)
         return path
 
     # ------------------------------------------------------------------------------------------ steps
@@ -507,6 +591,39 @@ class Trainer:
             self._writer.add_image(k, img.clamp(0, 1), self.step)
         append_jsonl(self.run.metrics, {"step": self.step, **scalars})
 
+    def last_good_checkpoint(self) -> tuple[Path | None, list[Path]]:
+        """The newest checkpoint whose generator and critic weights are finite and within
+        ``WEIGHT_GROWTH_LIMIT`` times their largest |weight| at the start of the run, and the newer ones that fail
+        that test (a loss can stay finite for a while after the weights have blown up)."""
+        rejected: list[Path] = []
+        for _, path in reversed(ckpt.list_checkpoints(self.ckpt_dir)):
+            try:
+                state = ckpt.load(path)
+            except ValueError:
+                rejected.append(path)
+                continue
+            start = (state.get("health") or {}).get("start_max_abs") or self._start_max_abs
+            nets = {"generator": (state.get("generator") or {}).get("state") or {}, "critic": state.get("critic") or {}}
+            names = {"generator": dict(self.G.named_parameters()),
+                     "critic": dict(self.D.named_parameters()) if self.D is not None else {}}
+            sane = True
+            for net, weights in nets.items():
+                worst = _max_abs((k, v) for k, v in weights.items() if k in names[net])
+                if not math.isfinite(worst) or worst > WEIGHT_GROWTH_LIMIT * max(float(start.get(net, 0.0)), 0.1):
+                    sane = False
+            if sane:
+                return path, rejected
+            rejected.append(path)
+        return None, rejected
+
+    def _last_good_message(self) -> str:
+        good, rejected = self.last_good_checkpoint()
+        text = f"Last good checkpoint: {good or 'none yet'}"
+        if rejected:
+            text += (f" (newer, with weights already blown up: {', '.join(p.name for p in rejected)}; do not "
+                     "resume from them)")
+        return text + ". Lower the learning rates, check the data, or use a stronger critic norm."
+
     def _validate(self) -> dict[str, float]:
         model = self.ema.module if self.ema is not None else self.G
         was_training = model.training
@@ -553,6 +670,9 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
             import yaml
+
+            for stale in self.run.stale_temporaries():  # left by a run killed while writing
+                stale.unlink(missing_ok=True)
 
             self.run.options.write_text(yaml.safe_dump(to_dict(self.opts), sort_keys=False))
             self._record_hardware()
@@ -605,14 +725,16 @@ class Trainer:
                         stop_for_time("(before its next step)", val_due)
                         break
                 step_tic = time.perf_counter()
-                scalars = self.train_step(data)
+                try:
+                    scalars = self.train_step(data)
+                except FloatingPointError as err:  # a norm found non-finite weights (SAN's constant)
+                    raise TrainingDiverged(f"training diverged at step {self.step + 1}: {err}; stopping. "
+                                           f"{self._last_good_message()}") from None
                 bad = [k for k, v in scalars.items() if not math.isfinite(v)]
                 if any_rank(bool(bad), self.dist, self.device):
-                    good = ckpt.latest_checkpoint(self.ckpt_dir)
                     raise TrainingDiverged(
                         f"non-finite loss at step {self.step} ({', '.join(bad) or 'on another rank'}); stopping. "
-                        f"Last good checkpoint: {good or 'none yet'}. Lower the learning rates, check the data, "
-                        "or use a stronger critic norm.")
+                        f"{self._last_good_message()}")
                 last = scalars
                 if bar is not None:
                     bar.update(1)

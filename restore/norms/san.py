@@ -272,16 +272,26 @@ class SAN(CriticNorm):
 
     @torch.no_grad()
     def _refresh(self, index: int) -> None:
-        _, module, param = self._layers[index]
+        name, module, param = self._layers[index]
         weight = module.parametrizations.weight.original
-        if isinstance(module, nn.Linear):
-            sigma = top_singular_value(weight)
-        else:
-            if int(param.size[0]) == 0:
-                return  # input size unknown until the first forward
-            count = weight.shape[0] * weight.shape[1]
-            sigma = sparsity_aware_constant(weight, tuple(param.size.tolist()), dilation=module.dilation,
-                                            kernels=self._subset(index, count, int(param.refreshes)))
+        if not bool(torch.isfinite(weight).all()):  # a diverged critic: say so instead of a solver's error
+            raise FloatingPointError(f"SAN: the weight of critic layer '{name}' is not finite (inf or NaN), so its "
+                                     "normalization constant cannot be computed")
+        try:
+            if isinstance(module, nn.Linear):
+                sigma = top_singular_value(weight)
+            else:
+                if int(param.size[0]) == 0:
+                    return  # input size unknown until the first forward
+                count = weight.shape[0] * weight.shape[1]
+                sigma = sparsity_aware_constant(weight, tuple(param.size.tolist()), dilation=module.dilation,
+                                                kernels=self._subset(index, count, int(param.refreshes)))
+        except torch.linalg.LinAlgError as err:
+            raise FloatingPointError(f"SAN: the normalization constant of critic layer '{name}' could not be "
+                                     f"computed (max |w| {float(weight.abs().max()):.3g}; {err})") from None
+        if not bool(torch.isfinite(sigma)):
+            raise FloatingPointError(f"SAN: the normalization constant of critic layer '{name}' is not finite "
+                                     f"(max |w| {float(weight.abs().max()):.3g})")
         param.sigma.copy_(sigma.clamp_min(1e-12))
         param.refreshes += 1
 
