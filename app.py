@@ -25,6 +25,7 @@ from restore.demo import (
     legend_html,
     load_models,
 )
+from restore.demo.common import refuse_large_canvas
 
 ROOT = Path(__file__).resolve().parent
 MAX_UPLOAD = "100mb"
@@ -41,6 +42,25 @@ class ImageUpload(gr.Image):
     def preprocess(self, payload: Any) -> Any:
         if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
             return str(payload.path)
+        return super().preprocess(payload)
+
+
+class CheckedEditor(gr.ImageEditor):
+    """``gr.ImageEditor`` that checks the canvas images' sizes on their headers before decoding them (a Gradio
+    template: same widget in the browser). ``max_pixels`` is set by the page from the handlers' limit."""
+
+    is_template = True
+    max_pixels: int = 4_000_000
+
+    def preprocess(self, payload: Any) -> Any:
+        if payload is not None:
+            if getattr(payload, "id", None) is not None and payload.id in self.blob_storage:
+                cached = self.blob_storage[payload.id]
+                parts = [cached.background, *(cached.layers or []), cached.composite]
+            else:
+                parts = [getattr(f, "path", None) for f in
+                         [payload.background, *(payload.layers or []), payload.composite] if f is not None]
+            refuse_large_canvas(parts, self.max_pixels)
         return super().preprocess(payload)
 
 
@@ -106,9 +126,10 @@ def _spade_tab(h: DemoHandlers, examples: Path | None) -> None:
                 gr.Examples([[str(p)] for p in found], inputs=[label_map], label="Bundled examples (CC0)")
             model = gr.Dropdown(names, value=names[0] if names else None, label="Model")
             seed = gr.Number(0, precision=0, label="Seed (style of models with an image encoder)")
-            editor = gr.ImageEditor(label="Paint over the label map (optional; brush colours are the classes)",
+            editor = CheckedEditor(label="Paint over the label map (optional; brush colours are the classes)",
                                     type="numpy", image_mode="RGBA", format="png", sources=[], layers=False,
                                     transforms=(), brush=brush(None), eraser=gr.Eraser(), elem_id="spade-editor")
+            editor.max_pixels = h.max_pixels
             run = gr.Button("Generate photo", variant="primary", elem_id="spade-run")
         with gr.Column():
             legend = gr.HTML(legend_html(first) if first is not None else "", elem_id="spade-legend")

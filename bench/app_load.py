@@ -5,9 +5,16 @@ the GIL. Every client is a separate ``gradio_client.Client`` (its own connection
 requests one after another; the report gives the success rate and the latency percentiles per endpoint, as seen by
 the clients (queue wait included), and the overall throughput.
 
+Then it measures whether a heavy request delays light ones, in three phases of the same run: ``--probe`` light
+requests per endpoint sent at once (one client each) with nothing else in flight ("idle"), the same while one heavy
+/upscale request (a ``--heavy-size`` square, accepted: under the output cap) is being processed, and the same while
+a huge /upscale request (5000x5000 at output scale 1, which the demo refuses from its header) is in flight. The
+light requests' p50/p95 in each phase are reported with their ratio to the idle phase.
+
     python bench/app_load.py --weights weights                    # 20 clients x 5 requests to /upscale
     python bench/app_load.py --tiny --endpoints all               # tiny random models, every endpoint
     python bench/app_load.py --tiny --concurrency 2 --json bench/results/app_load.json
+    python bench/app_load.py --weights weights --heavy-size 0     # load figures only, no heavy-vs-light phases
 """
 
 from __future__ import annotations
@@ -113,6 +120,105 @@ def client_loop(url: str, endpoints: list[str], requests: int, inputs: dict[str,
         results.append({"endpoint": endpoint, "ok": ok, "s": time.perf_counter() - start, "error": error})
 
 
+def timed_request(client: Any, endpoint: str, args: tuple) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        client.predict(*args, api_name=f"/{endpoint}")
+        ok, error = True, ""
+    except Exception as err:
+        ok, error = False, str(err)[:200]
+    return {"endpoint": endpoint, "ok": ok, "s": time.perf_counter() - start, "error": error}
+
+
+def probe_phase(url: str, endpoints: list[str], per_endpoint: int, inputs: dict[str, tuple],
+                heavy: tuple | None = None) -> dict[str, Any]:
+    """Light requests sent at once (one connected client each), optionally once a heavy /upscale request is being
+    processed: their latencies, and the heavy request's own time and outcome. Returns after both are done, so the
+    next phase starts on an idle server."""
+    from gradio_client import Client
+    from gradio_client.utils import Status
+
+    names = [e for e in endpoints for _ in range(per_endpoint)]
+    clients = [Client(url, verbose=False) for _ in names]
+    job, heavy_start = None, 0.0
+    if heavy is not None:
+        heavy_client = Client(url, verbose=False)
+        heavy_start = time.perf_counter()
+        job = heavy_client.submit(*heavy, api_name="/upscale")
+        deadline = heavy_start + 120
+        while not job.done() and job.status().code != Status.PROCESSING and time.perf_counter() < deadline:
+            time.sleep(0.01)
+    results: list[dict[str, Any]] = []
+    threads = [threading.Thread(target=lambda c=c, n=n: results.append(timed_request(c, n, inputs[n])))
+               for c, n in zip(clients, names, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    phase: dict[str, Any] = {"light": summarise(results, 1.0)["endpoints"], "all_light": light_stats(results)}
+    if job is not None:
+        try:
+            job.result(timeout=600)
+            outcome = "served"
+        except Exception as err:
+            outcome = f"refused: {str(err)[:160]}"
+        phase["heavy"] = {"s": time.perf_counter() - heavy_start, "outcome": outcome}
+    return phase
+
+
+def light_stats(results: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r["s"] for r in results if r["ok"]]
+    return {"requests": len(results), "ok": len(ok), "p50_s": percentile(ok, 0.5), "p95_s": percentile(ok, 0.95)}
+
+
+def heavy_vs_light(url: str, endpoints: list[str], per_endpoint: int, inputs: dict[str, tuple], folder: Path,
+                   heavy_size: int) -> dict[str, Any]:
+    """The idle, heavy-in-flight and refused-huge-in-flight phases, with light p50/p95 ratios to idle."""
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image as PILImage
+
+    from restore.data.io import write_image
+
+    rng = np.random.default_rng(1)
+    write_image(folder / "heavy.png", rng.random((heavy_size, heavy_size, 3)))
+    PILImage.new("RGB", (5000, 5000), (90, 120, 200)).save(folder / "huge.png")
+    phases = {"idle": probe_phase(url, endpoints, per_endpoint, inputs),
+              f"heavy {heavy_size}x{heavy_size} /upscale x4 in flight": probe_phase(
+                  url, endpoints, per_endpoint, inputs, (handle_file(str(folder / "heavy.png")), None, 4, 256)),
+              "huge 5000x5000 /upscale at scale 1 in flight": probe_phase(
+                  url, endpoints, per_endpoint, inputs, (handle_file(str(folder / "huge.png")), None, 1, 256))}
+    idle = phases["idle"]
+    for phase in phases.values():
+        for name, row in [("all", phase["all_light"]), *phase["light"].items()]:
+            base = idle["all_light"] if name == "all" else idle["light"][name]
+            row["p50_ratio"] = row["p50_s"] / base["p50_s"] if base["p50_s"] > 0 else float("nan")
+            row["p95_ratio"] = row["p95_s"] / base["p95_s"] if base["p95_s"] > 0 else float("nan")
+    return {"light_per_endpoint": per_endpoint, "heavy_size": heavy_size, "phases": phases}
+
+
+def print_heavy(report: dict[str, Any]) -> None:
+    print(f"\nheavy vs light: {report['light_per_endpoint']} light request(s) per endpoint sent at once, one client "
+          f"each; ratios are to the idle phase")
+    print(f"{'light endpoint':<20}{'ok':>9}{'p50 s':>9}{'p95 s':>9}{'x p50':>8}{'x p95':>8}")
+    for title, phase in report["phases"].items():
+        heavy = phase.get("heavy")
+        print(f"{title}" + (f" (it took {heavy['s']:.1f} s, {heavy['outcome']})" if heavy else ""))
+        for name, row in [*phase["light"].items(), ("all light", phase["all_light"])]:
+            print(f"  {name:<18}{row['ok']:>5}/{row['requests']:<3}{row['p50_s']:>9.2f}{row['p95_s']:>9.2f}"
+                  f"{row['p50_ratio']:>8.2f}{row['p95_ratio']:>8.2f}")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -147,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=128, help="side of the square test image (SR input, face)")
     p.add_argument("--concurrency", type=int, default=1, help="app.py --concurrency")
     p.add_argument("--device", default="auto")
+    p.add_argument("--probe", type=int, default=3, help="light requests per endpoint in each heavy-vs-light phase")
+    p.add_argument("--heavy-size", type=int, default=512,
+                   help="side of the heavy /upscale input (x4 must stay under the 64 MP cap); 0: skip those phases")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
     endpoints = list(ENDPOINTS) if args.endpoints == "all" else [e.strip() for e in args.endpoints.split(",")]
@@ -183,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             for t in threads:
                 t.join()
             wall = time.perf_counter() - start
+            heavy = (heavy_vs_light(url, endpoints, args.probe, inputs, tmp_path, args.heavy_size)
+                     if args.heavy_size > 0 else None)
         finally:
             proc.terminate()
             try:
@@ -192,9 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     report = summarise(results, wall)
     report.update(clients=args.clients, requests_per_client=args.requests, concurrency=args.concurrency,
                   image_size=args.size, weights="tiny random models" if args.tiny else str(args.weights),
-                  startup_s=startup, host=platform.node(), cpus=os.cpu_count(), device=args.device)
+                  startup_s=startup, host=platform.node(), cpu_model=cpu_model(), cpus=os.cpu_count(),
+                  device=args.device, heavy_vs_light=heavy)
     print(f"{args.clients} clients x {args.requests} requests, app.py --concurrency {args.concurrency}, "
-          f"{args.size}px inputs, {report['weights']} (app start-up {startup:.1f} s)")
+          f"{args.size}px inputs, {report['weights']} (app start-up {startup:.1f} s) on {report['cpu_model']}, "
+          f"{report['cpus']} CPUs, device {args.device}")
     print(f"{'endpoint':<20}{'ok':>9}{'success':>9}{'p50 s':>9}{'p95 s':>9}{'max s':>9}")
     for name, row in report["endpoints"].items():
         print(f"{name:<20}{row['ok']:>5}/{row['requests']:<3}{row['success_rate']:>9.1%}{row['p50_s']:>9.2f}"
@@ -203,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({report['throughput_rps']:.1f} req/s)")
     for error in report["errors"]:
         print(f"error: {error}")
+    if heavy is not None:
+        print_heavy(heavy)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -4,6 +4,10 @@ app served over HTTP and driven through gradio_client."""
 from __future__ import annotations
 
 import socket
+import struct
+import threading
+import time
+import zlib
 from pathlib import Path
 
 import gradio as gr
@@ -107,6 +111,47 @@ def not_constant(a: np.ndarray) -> bool:
     return float(np.asarray(a, np.float64).std()) > 1e-3
 
 
+def finish_within(seconds: float, call, *args):
+    """``call(*args)`` in a daemon thread: its result, or its exception re-raised. The test fails when the call is
+    still running after ``seconds`` (a regression must fail the test, not hang the suite for hours)."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call(*args)
+        except BaseException as err:  # re-raised in the test's own thread
+            box["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        pytest.fail(f"{getattr(call, '__name__', call)} was still running after {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+@pytest.fixture(scope="module")
+def huge_png(tmp_path_factory) -> str:
+    """A real 5000×5000 PNG (25 MP, flat colour: 84 KB on disk): ×4 the model would compute 20000×20000."""
+    path = tmp_path_factory.mktemp("huge") / "huge.png"
+    PILImage.new("RGB", (5000, 5000), (90, 120, 200)).save(path)
+    return str(path)
+
+
+def png_header_only(path: Path, width: int, height: int) -> str:
+    """A PNG whose header claims ``width``×``height`` followed by a few bytes of pixel data: a decompression
+    bomb's shape (decoding it would allocate for the claimed size before finding the data short)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096))
+                     + chunk(b"IEND", b""))
+    return str(path)
+
+
 # ------------------------------------------------------------------------------------------------- loading
 def test_models_load_once_on_the_cpu(handlers):
     m = handlers.models
@@ -188,6 +233,49 @@ def test_upscale_limits(handlers, tmp_path):
         handlers.upscale(png(tmp_path), "nope", 4, 256)
     with pytest.raises(gr.Error, match="Upload an image first"):
         handlers.upscale(None)
+
+
+def test_a_huge_upload_is_refused_by_what_the_model_computes(weights, huge_png, tmp_path):
+    """Output scale 1 gives a 25 MP result, but the ×4 model computes 400 MP first (hours of CPU, 7 GB): refused
+    from the header before anything is decoded; the next request is served."""
+    h = DemoHandlers(load_models(weights, "cpu"), out_dir=tmp_path / "out")  # own models: a regression holds their lock
+    start = time.perf_counter()
+    with pytest.raises(gr.Error) as err:
+        finish_within(2, h.upscale, huge_png, None, 1, 256)
+    assert time.perf_counter() - start < 2
+    message = err.value.message
+    assert "huge.png is 5000×5000" in message and "20000×20000 = 400 MP" in message, message
+    assert "limit of 64 MP" in message and "smaller image" in message and "downscale" in message, message
+    _, out, status = finish_within(5, h.upscale, png(tmp_path), None, 4, 256)
+    assert read_image(out).rgb.shape == (96, 144, 3) and "tiny-sr" in status
+    small = DemoHandlers(h.models, max_output_pixels=10_000, out_dir=tmp_path / "out")  # 625 px inputs at ×4
+    with pytest.raises(gr.Error, match=r"in.png is 36×24 \(0.000864 MP\): .*144×96 = 0.0138 MP") as err:
+        small.upscale(png(tmp_path), None, 0.5, 0)  # an 0.0002 MP result, but the model computes 0.01 MP
+    assert "at most 0.000625 MP, e.g. 25×25" in err.value.message
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's, for the 144 MP header
+def test_headers_claiming_huge_sizes_are_refused_before_decoding(handlers, tmp_path):
+    """Decompression bombs: every endpoint reads the header's size and refuses before decoding a pixel."""
+    bomb = png_header_only(tmp_path / "bomb.png", 100_000, 100_000)  # 10 000 MP: over Pillow's own limit
+    big = png_header_only(tmp_path / "big.png", 12_000, 12_000)  # 144 MP: under it (Pillow only warns)
+    full = {"Male": 1, "Age_20-39": 1}
+    for path, claim in ((bomb, "10000 MP"), (big, "12000×12000")):
+        name = Path(path).name
+        calls = [(handlers.upscale, path, None, 1, 256), (handlers.label_to_photo, path),
+                 (handlers.label_editor_value, path), (handlers.change_attributes, path, None, full)]
+        for call, *args in calls:
+            start = time.perf_counter()
+            with pytest.raises(gr.Error) as err:
+                finish_within(2, call, *args)
+            assert time.perf_counter() - start < 2
+            message = err.value.message
+            assert name in message and claim in message and "damaged" not in message, message
+            assert "smaller" in message, message
+    small = DemoHandlers(handlers.models, max_pixels=1000, out_dir=tmp_path / "out")  # the canvas: decoded by Gradio
+    canvas = {"background": np.zeros((40, 50, 3), np.uint8), "layers": []}
+    with pytest.raises(gr.Error, match="The canvas is 50×40, over this demo's limit of 0.001 MP .* smaller label map"):
+        small.label_to_photo(None, None, 0, canvas)
 
 
 @pytest.mark.parametrize("kind", ["text", "truncated", "empty"])
@@ -387,6 +475,35 @@ def test_a_corrupt_upload_is_an_error_and_the_server_keeps_serving(server, tmp_p
     assert read_image(download).rgb.shape == (96, 144, 3)
 
 
+def test_a_huge_request_does_not_hold_up_a_small_one(weights, huge_png, tmp_path):
+    """The real app at --concurrency 1 runs one /upscale at a time, the rest wait in Gradio's queue: a visitor's
+    small request sent while a huge one is being handled must still come back in seconds. Two clients, as two
+    visitors; the huge request is in process before the small one is sent."""
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+    from gradio_client.utils import Status
+
+    demo, url = launch(weights, concurrency=1)  # its own server and models: a regression blocks only these
+    try:
+        heavy_client, light_client = Client(url, verbose=False), Client(url, verbose=False)
+        heavy = heavy_client.submit(handle_file(huge_png), None, 1, 256, api_name="/upscale")
+        deadline = time.perf_counter() + 5
+        while not heavy.done() and heavy.status().code != Status.PROCESSING:
+            assert time.perf_counter() < deadline, f"the huge request never started: {heavy.status()}"
+            time.sleep(0.02)
+        start = time.perf_counter()
+        light = light_client.submit(handle_file(png(tmp_path, rgb=photo(64, 64))), None, 4, 256, api_name="/upscale")
+        try:
+            _, download, _ = light.result(timeout=8)
+        except TimeoutError:
+            pytest.fail("the 64×64 request was still waiting after 8 s behind the huge one")
+        assert time.perf_counter() - start < 8 and read_image(download).rgb.shape == (256, 256, 3)
+        with pytest.raises(AppError, match="20000×20000 = 400 MP"):
+            heavy.result(timeout=1)
+    finally:
+        demo.close()
+
+
 # ------------------------------------------------------------------------------------------------- published models
 def test_the_repositorys_published_models_serve_every_tab(tmp_path):
     """What `python app.py` serves: weights/ as committed, each tab run on its bundled example (or a smooth test
@@ -407,3 +524,31 @@ def test_the_repositorys_published_models_serve_every_tab(tmp_path):
         targets = {a: 0 for a in pipe.attribute_names} | {"Male": 1, "Age_60+": 1}
         out, status = h.change_attributes(png(tmp_path, rgb=photo(128, 128)), name, targets)
         assert load(out).shape == (128, 128, 3) and not_constant(load(out)) and name in status
+
+
+def test_the_label_editor_checks_canvas_sizes_before_decoding(tmp_path: Path):
+    """Gradio decodes the editor's background, layers and composite before any handler runs; the page's editor
+    refuses an oversized or bomb-shaped canvas on its header first (as a path or as bytes)."""
+    from gradio.components.image_editor import EditorData, EditorDataBlobs
+    from gradio.data_classes import FileData
+
+    from app import CheckedEditor
+
+    editor = CheckedEditor(type="numpy", image_mode="RGBA", format="png", sources=[], layers=False, transforms=())
+    editor.max_pixels = 1_000_000
+    bomb = png_header_only(tmp_path / "bomb.png", 100_000, 100_000)
+    big = png_header_only(tmp_path / "big.png", 2000, 2000)
+    tic = time.perf_counter()
+    with pytest.raises(gr.Error, match="far too large to decode"):
+        editor.preprocess(EditorData(background=FileData(path=bomb), layers=[], composite=FileData(path=bomb)))
+    with pytest.raises(gr.Error, match=r"2000×2000 = 4\.0 MP, over this demo's limit of 1 MP"):
+        editor.preprocess(EditorData(background=FileData(path=big), layers=[], composite=None))
+    editor.blob_storage["x"] = EditorDataBlobs(background=Path(big).read_bytes(), layers=[], composite=None)
+    with pytest.raises(gr.Error, match=r"The canvas is 2000×2000"):
+        editor.preprocess(EditorData(id="x"))
+    assert time.perf_counter() - tic < 2
+    small = tmp_path / "small.png"
+    write_image(small, np.zeros((8, 8, 3), np.float32))
+    out = editor.preprocess(EditorData(background=FileData(path=str(small)), layers=[], composite=FileData(
+        path=str(small))))
+    assert out["background"].shape[:2] == (8, 8)

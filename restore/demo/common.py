@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -30,7 +31,8 @@ log = logging.getLogger("restore.app")
 
 NO_MODEL = "No published model for this task yet."
 MAX_OUTPUT_PIXELS = 64_000_000
-"""SR outputs above this are refused: a 64 MP float image alone is 0.75 GB and takes minutes on a CPU."""
+"""SR images above this are refused, both the model's own ×scale output and the result resized from it: a 64 MP
+float image alone is 0.75 GB and takes minutes on a CPU."""
 PREVIEW_PIXELS = 2048 * 2048
 """The before/after view is shrunk to this; the downloadable PNG keeps the full resolution."""
 FORMATS = "PNG, JPEG, TIFF or WebP"
@@ -130,7 +132,8 @@ def friendly(err: BaseException, path: str | os.PathLike | None = None) -> str:
 
 
 def image_size(path: str | os.PathLike, what: str = "image") -> tuple[int, int]:
-    """(height, width) from the file header, before decoding anything: limits are checked first."""
+    """(height, width) from the file header, before decoding anything: limits are checked first, so an upload
+    that claims a huge size (a decompression bomb: a few KB that decode to GB) is refused without decoding it."""
     from PIL import Image as PILImage
 
     try:
@@ -138,6 +141,11 @@ def image_size(path: str | os.PathLike, what: str = "image") -> tuple[int, int]:
             w, h = pil.size
     except FileNotFoundError:
         raise gr.Error(f"The uploaded {what} is no longer on the server; please upload it again.") from None
+    except PILImage.DecompressionBombError as err:  # Pillow refuses to open over 2 x MAX_IMAGE_PIXELS (179 MP)
+        claimed = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(claimed[1]) / 1e6:.0f} MP" if claimed else f"over {2 * PILImage.MAX_IMAGE_PIXELS / 1e6:.0f} MP"
+        raise gr.Error(f"{file_name(path)} says it is {size}, far too large to decode on this server. Upload a "
+                       f"smaller {what} (a few megapixels), or downscale it before uploading.") from None
     except Exception:
         raise gr.Error(f"Could not read {file_name(path)} as an image: it is not an image file, or it is damaged. "
                        f"Upload a {FORMATS} file.") from None
@@ -157,11 +165,41 @@ def read_upload(path: str | None, what: str) -> Image:
 
 
 def refuse_large(path: str, what: str, max_pixels: int, why: str) -> tuple[int, int]:
+    """(height, width) of an upload at most ``max_pixels`` large, checked on the header before decoding it."""
     h, w = image_size(path, what)
     if h * w > max_pixels:
         raise gr.Error(f"{file_name(path)} is {w}×{h} = {h * w / 1e6:.1f} MP, over this demo's limit of "
-                       f"{max_pixels / 1e6:g} MP for {what}s ({why}). Resize it and try again.")
+                       f"{max_pixels / 1e6:g} MP for {what}s ({why}). Upload a smaller {what}, or downscale it "
+                       f"before uploading.")
     return h, w
+
+
+def refuse_large_canvas(parts: list[Any], max_pixels: int) -> None:
+    """The label editor's background, layers and composite (file paths or PNG bytes, as Gradio hands them over)
+    checked on their headers before Gradio decodes them: a client could otherwise make the server decode a
+    decompression bomb as the canvas."""
+    import io
+
+    for part in parts:
+        if part is None:
+            continue
+        if isinstance(part, (bytes, bytearray)):
+            from PIL import Image as PILImage
+
+            try:
+                with PILImage.open(io.BytesIO(part)) as pil:
+                    w, h = pil.size
+            except PILImage.DecompressionBombError:
+                raise gr.Error("The canvas says it is far too large to decode on this server. Start from a smaller "
+                               "label map.") from None
+            except Exception:
+                raise gr.Error("The canvas is not an image; start from a label map (upload one or pick an "
+                               "example).") from None
+            if h * w > max_pixels:
+                raise gr.Error(f"The canvas is {w}×{h} = {h * w / 1e6:.1f} MP, over this demo's limit of "
+                               f"{max_pixels / 1e6:g} MP. Start from a smaller label map.")
+        else:
+            refuse_large(str(part), "canvas", max_pixels, "the model works at its own resolution anyway")
 
 
 def pick(table: dict[str, Pipeline], name: str | None, task: str) -> Any:

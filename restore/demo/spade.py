@@ -137,8 +137,13 @@ class SPADETab:
         layers = [np.asarray(x) for x in (drawing.get("layers") or []) if x is not None]
         if ids is None and background is not None:
             bg = np.asarray(background)
-            if bg.shape[0] * bg.shape[1] > self.ctx.max_pixels:
-                raise gr.Error(f"The canvas is over this demo's limit of {self.ctx.max_pixels / 1e6:g} MP.")
+            if bg.ndim not in (2, 3):
+                raise gr.Error(f"The canvas must be an image, got an array of shape {bg.shape}: start from a label "
+                               "map (upload one or pick an example) and paint over it.")
+            if bg.shape[0] * bg.shape[1] > self.ctx.max_pixels:  # Gradio decoded it already: compute nothing more
+                raise gr.Error(f"The canvas is {bg.shape[1]}×{bg.shape[0]}, over this demo's limit of "
+                               f"{self.ctx.max_pixels / 1e6:g} MP for label maps. Start from a smaller label map "
+                               "(upload one or pick an example).")
             if bg.ndim == 3 and bg.shape[2] == 4 and (bg[..., 3] < 255).any():
                 raise gr.Error("The canvas has transparent areas: start from a label map (upload one or pick an "
                                "example) and paint over it.")

@@ -11,6 +11,7 @@ import torch
 from restore.data.io import write_image
 from restore.demo.common import (
     DemoContext,
+    file_name,
     file_stem,
     grey_like,
     image_size,
@@ -31,11 +32,31 @@ class SRTab:
     def __init__(self, ctx: DemoContext):
         self.ctx = ctx
 
+    def refuse_large(self, image: str, h: int, w: int, scale: int, factor: float) -> None:
+        """Refuse, from the header's size, an image whose work is over ``max_output_pixels``. The model always
+        computes its own (h·scale)×(w·scale) output and only then resizes it to the output scale, so a 5000×5000
+        upload at output scale 1 still means a 20000×20000 float image (hours of CPU, GB of memory, and every
+        request queued behind it waits as long): that intermediate is checked, not only the result."""
+        from restore.inference.upscale import output_size
+
+        limit = self.ctx.max_output_pixels
+        th, tw = output_size(h, w, scale, factor)
+        mh, mw = h * scale, w * scale
+        if th * tw > limit and th * tw >= mh * mw:
+            raise gr.Error(f"The result would be {tw}×{th} = {th * tw / 1e6:.0f} MP, over this demo's limit of "
+                           f"{limit / 1e6:g} MP. Choose a smaller output scale or a smaller image.")
+        if mh * mw > limit:
+            most = limit // (scale * scale)
+            side = math.isqrt(most)
+            raise gr.Error(f"{file_name(image)} is {w}×{h} ({h * w / 1e6:.3g} MP): this model first computes its "
+                           f"×{scale} output, {mw}×{mh} = {mh * mw / 1e6:.3g} MP, and only then resizes it to the "
+                           f"output scale ×{factor:g}, so that is over this demo's limit of {limit / 1e6:g} MP "
+                           f"whatever the output scale. Upload a smaller image (at most {most / 1e6:.3g} MP, e.g. "
+                           f"{side}×{side}), or downscale it before uploading.")
+
     def upscale(self, image: str | None, model: str | None = None, outscale: float | None = 4,
                 tile: int | None = 256) -> tuple[tuple[str, str], str, str]:
         """An image file -> ((bicubic preview, SR preview) PNG paths, the full-resolution PNG's path, status)."""
-        from restore.inference.upscale import output_size
-
         pipe: SRPipeline = pick(self.ctx.models.sr, model, "sr")
         if not image:
             raise gr.Error("Upload an image first.")
@@ -44,11 +65,7 @@ class SRTab:
         if not math.isfinite(factor) or not 0 < factor <= 16:
             raise gr.Error(f"The output scale must be between 0 and 16, got {outscale!r}.")
         h, w = image_size(image)
-        th, tw = output_size(h, w, scale, factor)
-        limit = self.ctx.max_output_pixels
-        if th * tw > limit:
-            raise gr.Error(f"The result would be {tw}×{th} = {th * tw / 1e6:.0f} MP, over this demo's limit of "
-                           f"{limit / 1e6:g} MP. Choose a smaller output scale or a smaller image.")
+        self.refuse_large(image, h, w, scale, factor)
         tile_px = int(round(float(tile or 0)))
         if tile_px and tile_px < 40:
             raise gr.Error(f"The tile size must be 0 (no tiling) or at least 40 pixels, got {tile}.")
