@@ -209,13 +209,19 @@ def _model_upscaler(args: argparse.Namespace):
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    """Upscale an image or a folder with a trained generator (tiled, any size)."""
+    """Run a generator on image files / folders: upscale (sr), label map -> photo (spade), attributes (stargan).
+
+    Exit codes tell a script what happened: OK when every input was written, PARTIAL when some failed (each named
+    on its own stderr line), BAD_INPUT when none was written (or the command was refused before any work)."""
     from restore.engine.weights import load_generator
     from restore.inference.upscale import upscale_paths
 
     device = choose_device(args.device)
     model, desc = load_generator(args.model, device)
     task = desc.get("task", "sr")
+    inputs, output = [Path(p) for p in args.inputs], Path(args.output)
+    files = {"suffix": args.suffix, "overwrite": args.overwrite}
+    noun = "image(s)"
     if task == "spade":
         from restore.inference.translate import spade_paths
 
@@ -224,29 +230,30 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             from restore.data.labels import read_palette
 
             palette = read_palette(args.palette)[0]
-        outputs = spade_paths(model, desc, [Path(p) for p in args.inputs], Path(args.output), palette=palette,
+        outputs = spade_paths(model, desc, inputs, output, palette=palette,
                               instances=Path(args.instances) if args.instances else None,
-                              keep_size=args.keep_size, seed=args.seed)
-        print(f"wrote {len(outputs)} photo(s) to {args.output}")
-        return 0
-    if task == "stargan":
+                              keep_size=args.keep_size, seed=args.seed, **files)
+        noun = "photo(s)"
+    elif task == "stargan":
         from restore.inference.translate import stargan_paths
 
         classifier = load_generator(args.classifier, device)[0] if args.classifier else None
-        outputs = stargan_paths(model, desc, [Path(p) for p in args.inputs], Path(args.output), args.set,
-                                classifier=classifier)
-        print(f"wrote {len(outputs)} image(s) to {args.output}")
-        return 0
-    if task != "sr":
+        outputs = stargan_paths(model, desc, inputs, output, args.set, classifier=classifier, **files)
+    elif task != "sr":
         raise ValueError(f"{args.model} is a {task} model; restore infer runs sr, spade and stargan models")
-    if args.set:
+    elif args.set:
         raise ValueError("--set NAME=VALUE chooses attributes of a StarGAN model; this is an SR model")
-    scale = int(desc["kwargs"].get("scale", getattr(model, "scale", 4)))
-    outputs = upscale_paths(model, [Path(p) for p in args.inputs], Path(args.output), scale,
-                            outscale=args.outscale, tile=args.tile, overlap=args.overlap, device=device,
-                            half=args.half)
-    print(f"wrote {len(outputs)} image(s) to {args.output}")
-    return 0
+    else:
+        scale = int(desc["kwargs"].get("scale", getattr(model, "scale", 4)))
+        outputs = upscale_paths(model, inputs, output, scale, outscale=args.outscale, tile=args.tile,
+                                overlap=args.overlap, device=device, half=args.half, **files)
+    failed = len(outputs.failed)
+    if not failed:
+        print(f"wrote {len(outputs)} {noun} to {args.output}")
+        return Exit.OK
+    print(f"error: wrote {len(outputs)} of {len(outputs) + failed} {noun} to {args.output}; {failed} failed "
+          "(named above)", file=sys.stderr)
+    return Exit.PARTIAL if outputs else Exit.BAD_INPUT
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
@@ -380,10 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_eval)
 
     inf = sub.add_parser("infer", help="run a model on images or folders: upscale (sr), label map -> photo (spade), "
-                                       "change face attributes (stargan)")
+                                       "change face attributes (stargan)",
+                         epilog="exit codes: 0 every input written; 5 some inputs failed (each named on stderr); "
+                                "2 none written, or bad input (one error line); 1 internal error")
     inf.add_argument("--model", required=True, help="generator weights (.safetensors or checkpoint)")
     inf.add_argument("inputs", nargs="+", help="image file(s) or folder(s)")
     inf.add_argument("-o", "--output", required=True, help="output file or folder")
+    inf.add_argument("--overwrite", action="store_true",
+                     help="replace existing output files (default: refuse them; in a folder each is a failure)")
+    inf.add_argument("--suffix", default="", metavar="TEXT",
+                     help="add TEXT to the names of outputs written into a folder (a.png -> a_x4.png for _x4)")
     inf.add_argument("--outscale", type=float, help="final scale (default: the model's)")
     inf.add_argument("--tile", type=int, default=256, help="LR tile size (0: no tiling)")
     inf.add_argument("--overlap", type=int, default=16, help="LR pixels of context around each tile")

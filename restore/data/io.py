@@ -182,6 +182,7 @@ def _from_pil(pil: PILImage.Image, path: Path) -> Image:
 def read_image(path: str | os.PathLike) -> Image:
     """Decode PNG/JPEG/BMP/TIFF/WebP (8 or 16 bit; grey, grey+alpha, RGB, RGBA, palette) into an upright Image.
 
+    A file with several frames (animated GIF/PNG/WebP, multi-page TIFF) gives its first (:func:`frame_count`).
     Raises FileNotFoundError for a missing file and :class:`ImageReadError` (naming the file) for anything that
     cannot be decoded: not an image, truncated, corrupt, or an unsupported sample type.
     """
@@ -213,6 +214,17 @@ def read_image(path: str | os.PathLike) -> Image:
         except (OSError, ValueError, SyntaxError, struct.error, EOFError) as err:
             reason = str(err) or type(err).__name__
             raise ImageReadError(p, f"corrupt or truncated image data ({reason})") from None
+
+
+def frame_count(path: str | os.PathLike) -> int:
+    """Frames in an image file: more than 1 for an animated GIF, PNG (APNG) or WebP, or a multi-page TIFF, of which
+    :func:`read_image` decodes only the first (so callers can say so). 1 when the file has one frame or cannot be
+    opened (:func:`read_image` reports why)."""
+    try:
+        with PILImage.open(path) as pil:
+            return max(1, int(getattr(pil, "n_frames", 1)))
+    except (OSError, ValueError, SyntaxError, struct.error, EOFError, PILImage.DecompressionBombError):
+        return 1
 
 
 # --------------------------------------------------------------------------------------------------------- writing
@@ -339,19 +351,22 @@ def write_image(
 
 
 # --------------------------------------------------------------------------------------------------------- listing
-def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+def list_images(folder: str | os.PathLike, recursive: bool = False,
+                extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
     """Image files in ``folder`` (by extension, case-insensitive; hidden files skipped), sorted by path.
 
-    Raises FileNotFoundError naming the folder and the extensions when it is missing or holds no image.
+    ``extensions`` (lower case): what counts as an image; readers that take more than :func:`write_image` writes
+    (``restore infer`` also reads GIFs) pass their own. Raises FileNotFoundError naming the folder and the
+    extensions when it is missing or holds no image.
     """
     root = Path(folder)
-    exts = ", ".join(IMAGE_EXTENSIONS)
+    exts = ", ".join(extensions)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root} (looked for {exts})")
     candidates = root.rglob("*") if recursive else root.iterdir()
     found = sorted(
         p for p in candidates
-        if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
+        if p.suffix.lower() in extensions and not p.name.startswith(".") and p.is_file()
     )
     if not found:
         where = "or its subfolders " if recursive else ""

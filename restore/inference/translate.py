@@ -16,7 +16,18 @@ import torch
 from torch import nn
 
 from restore.data.io import read_image, write_image
-from restore.inference.upscale import _check_targets, _plan, _resize, _Sources
+from restore.inference.upscale import (
+    Written,
+    _check_targets,
+    _Outcome,
+    _plan,
+    _resize,
+    _Sources,
+    existing_output,
+    note_frames,
+    output_suffix,
+    refuse_existing_file,
+)
 
 
 # ----------------------------------------------------------------------------------------------------- SPADE
@@ -78,29 +89,42 @@ def spade_generate(model: nn.Module, desc: dict[str, Any], ids: np.ndarray, inst
 
 def spade_paths(model: nn.Module, desc: dict[str, Any], inputs: Sequence[Path], output: Path,
                 palette: np.ndarray | None = None, instances: Path | None = None, keep_size: bool = False,
-                seed: int = 0) -> list[Path]:
+                seed: int = 0, suffix: str = "", overwrite: bool = False) -> Written:
     """Translate label-map files/folders; outputs are PNG photos at the model's resolution (or the input's with
-    ``keep_size``). ``instances``: a folder of instance maps matched by file stem (optional)."""
+    ``keep_size``), named ``<stem><suffix>.png`` in a folder output. ``instances``: a folder of instance maps matched
+    by file stem (optional). Label maps that cannot be read or decoded, and outputs that exist (without
+    ``overwrite``), are reported and skipped: returns the paths written with those inputs in ``.failed``."""
     from restore.data.labels import read_label_map
 
-    jobs, _ = _plan(inputs, output, "")
+    jobs, to_file = _plan(inputs, output, suffix)
     jobs = [(src, dst.with_suffix(".png")) for src, dst in jobs]
     _check_targets(jobs, _Sources([src for src, _ in jobs]))
-    written = []
+    if to_file:
+        refuse_existing_file(jobs[0][1], overwrite)
+    outcome = _Outcome(len(jobs))
     for src, dst in jobs:
-        ids = spade_label_ids(src, desc, palette)
-        inst = None
-        if instances is not None:
-            cand = sorted(instances.glob(f"{src.stem}.*"))
-            if cand:
-                inst = read_label_map(cand[0])
+        refusal = existing_output(dst, overwrite)
+        if refusal is not None:
+            outcome.fail(src, refusal)
+            continue
+        try:  # a label map's own problems (unreadable, values outside the label set) fail that file only
+            ids = spade_label_ids(src, desc, palette)
+            inst = None
+            if instances is not None:
+                cand = sorted(instances.glob(f"{src.stem}.*"))
+                if cand:
+                    inst = read_label_map(cand[0])
+        except (ValueError, FileNotFoundError) as err:
+            outcome.fail(src, getattr(err, "reason", None) or str(err))
+            continue
+        note_frames(src)
         photo = spade_generate(model, desc, ids, inst, seed=seed)
         if keep_size:
             photo = _resize(photo, *ids.shape)
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_image(dst, photo)
-        written.append(dst)
-    return written
+        outcome.written.append(dst)
+    return outcome.result()
 
 
 # ----------------------------------------------------------------------------------------------------- StarGAN
@@ -184,9 +208,14 @@ def classify_attributes(classifier: nn.Module, rgb: np.ndarray, image_size: int)
 
 
 def stargan_paths(model: nn.Module, desc: dict[str, Any], inputs: Sequence[Path], output: Path,
-                  settings: Sequence[str], classifier: nn.Module | None = None) -> list[Path]:
+                  settings: Sequence[str], classifier: nn.Module | None = None, suffix: str = "",
+                  overwrite: bool = False) -> Written:
     """Translate photos/folders to the attributes ``settings`` (``NAME=0|1``); outputs keep each input's size,
-    alpha and bit depth."""
+    alpha and bit depth (PNG where the input's format cannot hold them, and for GIFs), named
+    ``<stem><suffix><ext>`` in a folder output. Photos that cannot be read, and outputs that exist (without
+    ``overwrite``), are reported and skipped: returns the paths written with those inputs in ``.failed``."""
+    from restore.data.io import ImageReadError
+
     names = desc["attribute_names"]
     groups = desc.get("exclusive_groups", [])
     chosen = parse_attribute_settings(settings, names)
@@ -194,21 +223,32 @@ def stargan_paths(model: nn.Module, desc: dict[str, Any], inputs: Sequence[Path]
         raise ValueError(f"choose at least one attribute to change, e.g. --set {names[0]}=1 (attributes: "
                          f"{', '.join(names)})")
     size = int(desc.get("image_size") or 128)
-    jobs, _ = _plan(inputs, output, "")
-    _check_targets(jobs, _Sources([src for src, _ in jobs]))
-    written = []
+    fixed = target_vector(None, chosen, names, groups) if classifier is None else None  # refused before any work
+    jobs, to_file = _plan(inputs, output, suffix)
+    sources = _Sources([src for src, _ in jobs])
+    _check_targets(jobs, sources)
+    if to_file:
+        refuse_existing_file(jobs[0][1], overwrite)
+    outcome = _Outcome(len(jobs))
     for src, dst in jobs:
-        img = read_image(src)
+        try:
+            img = read_image(src)
+        except (ImageReadError, FileNotFoundError) as err:
+            outcome.fail(src, getattr(err, "reason", None) or str(err))
+            continue
+        dst = dst.with_suffix(output_suffix(dst.suffix, img.alpha is not None, img.bit_depth))
+        _check_targets([(src, dst)], sources)
+        refusal = existing_output(dst, overwrite)
+        if refusal is not None:
+            outcome.fail(src, refusal)
+            continue
+        note_frames(src)
         source = classify_attributes(classifier, img.rgb, size) if classifier is not None else None
-        target = target_vector(source, chosen, names, groups)
+        target = fixed if fixed is not None else target_vector(source, chosen, names, groups)
         out = stargan_translate(model, img.rgb, target, size)
         if img.grey:
             out = np.repeat(out.mean(2, keepdims=True), 3, axis=2)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        suffix_ok = dst.suffix.lower() in (".png", ".tif", ".tiff") or (img.alpha is None and img.bit_depth == 8)
-        if not suffix_ok:
-            dst = dst.with_suffix(".png")
         write_image(dst, out, alpha=img.alpha, bit_depth=img.bit_depth, grey=img.grey)
-        written.append(dst)
-    return written
-
+        outcome.written.append(dst)
+    return outcome.result()

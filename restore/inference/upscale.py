@@ -7,11 +7,17 @@ Only the RGB colour goes through the model (tiled, see :mod:`restore.inference.t
 * grey images run as three equal channels and come back as their channel mean, still marked grey;
 * the bit depth of the input (8 or 16) is kept, and outputs go to PNG when the input's format cannot hold an alpha
   channel or 16 bits (JPEG and BMP hold neither; WebP holds alpha but not 16 bits).
+
+The path functions here and in :mod:`restore.inference.translate` share the file handling: inputs that fail (cannot
+be read, or whose output exists without ``overwrite``) are reported one line each and skipped, and the caller gets
+them back in :attr:`Written.failed` (``restore infer`` turns them into its exit code: 5 partial, 2 none written).
+GIFs are read like the other formats (their first frame, with a note when there are more) and written as PNG.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,10 +28,12 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from restore.data.io import IMAGE_EXTENSIONS, Image, ImageReadError, list_images, read_image, write_image
+from restore.data.io import IMAGE_EXTENSIONS, Image, ImageReadError, frame_count, list_images, read_image, write_image
 from restore.inference.tiling import model_device, tiled_forward
 
-IMAGE_SUFFIXES = frozenset(IMAGE_EXTENSIONS)
+IMAGE_SUFFIXES = frozenset(IMAGE_EXTENSIONS)  # what outputs can be written as
+INPUT_EXTENSIONS: tuple[str, ...] = (*IMAGE_EXTENSIONS, ".gif")
+"""What a folder given to ``restore infer`` is searched for: the writable formats plus GIF (first frame, as PNG)."""
 # what restore.data.io.write_image can store, by extension
 ALPHA_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".webp"})
 DEEP_SUFFIXES = frozenset({".png", ".tif", ".tiff"})  # formats that hold 16 bits per channel
@@ -111,6 +119,58 @@ def output_suffix(src_suffix: str, has_alpha: bool, bit_depth: int) -> str:
     return src_suffix
 
 
+class Written(list):
+    """The output paths a path function wrote, in input order (a ``list[Path]``, so callers that expect one keep
+    working), and ``failed``: ``(input, reason)`` for every input that was skipped, each already reported on stderr.
+    """
+
+    def __init__(self, paths: Sequence[Path] = (), failed: Sequence[tuple[Path, str]] = ()):
+        super().__init__(paths)
+        self.failed: list[tuple[Path, str]] = list(failed)
+
+
+class _Outcome:
+    """What a path function has written and which inputs failed; a failure is reported on its own line at once."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.written: list[Path] = []
+        self.failed: list[tuple[Path, str]] = []
+
+    def fail(self, src: Path, reason: str) -> None:
+        tqdm.write(f"skipping {src}: {reason}", file=sys.stderr)
+        self.failed.append((src, reason))
+
+    def result(self) -> Written:
+        if self.failed:
+            names = ", ".join(str(p) for p, _ in self.failed)
+            print(f"skipped {len(self.failed)} of {self.total} file(s): {names}", file=sys.stderr)
+        return Written(self.written, self.failed)
+
+
+def note_frames(src: Path) -> None:
+    """Say so when an input has several frames (animated GIF/PNG/WebP, multi-page TIFF): only the first is used."""
+    n = frame_count(src)
+    if n > 1:
+        tqdm.write(f"note: {src} has {n} frames; only the first frame is used", file=sys.stderr)
+
+
+def existing_output(dest: Path, overwrite: bool) -> str | None:
+    """Why ``dest`` must not be written (it exists and ``overwrite`` is off, or it is a folder), else None."""
+    if dest.is_dir():
+        return f"output {dest} is a folder; choose another -o"
+    if dest.exists() and not overwrite:
+        return f"output {dest} exists; pass --overwrite to replace it, or choose another -o"
+    return None
+
+
+def refuse_existing_file(dest: Path, overwrite: bool) -> None:
+    """Single-file mode: an existing output is refused up front (ValueError), before the model runs."""
+    reason = existing_output(dest, overwrite)
+    if reason is not None:
+        raise ValueError(reason)
+
+
 class _Sources:
     """The input files, matched by resolved path and by inode (hard links, case-insensitive file systems)."""
 
@@ -130,19 +190,30 @@ class _Sources:
         return hit
 
 
+def _check_suffix(suffix: str) -> None:
+    if any(sep in suffix for sep in {"/", "\\", os.sep}) or (suffix and not suffix.strip(".")):
+        raise ValueError(f"--suffix {suffix!r}: a suffix is added to output file names (a_x4.png for --suffix _x4); "
+                         "it cannot hold a path separator or be only dots")
+
+
 def _plan(inputs: Sequence[Path], output: Path, suffix: str) -> tuple[list[tuple[Path, Path]], bool]:
     """Pair every input file with its output path; returns ``(jobs, output_is_file)``.
 
     A single file goes to ``output`` itself when that has an image suffix and is not a folder; otherwise outputs
-    go into the folder ``output`` as ``<stem><suffix><ext>``, folders mirrored by their files' relative paths.
+    go into the folder ``output`` as ``<stem><suffix><ext>``, folders mirrored by their files' relative paths
+    (a folder is searched for :data:`INPUT_EXTENSIONS`).
     """
     if not inputs:
         raise ValueError("no input images or folders given")
+    _check_suffix(suffix)
+    if output.suffix.lower() == ".gif" and not output.is_dir():
+        raise ValueError(f"output {output}: restore infer does not write GIF (a GIF input gives its first frame); "
+                         f"name a PNG output, e.g. -o {output.with_suffix('.png')}")
     files: list[tuple[Path, Path]] = []  # (source, path relative to the output folder)
     for p in inputs:
         p = Path(p)
         if p.is_dir():  # list_images raises FileNotFoundError naming an empty folder
-            files += [(f, f.relative_to(p)) for f in list_images(p)]
+            files += [(f, f.relative_to(p)) for f in list_images(p, extensions=INPUT_EXTENSIONS)]
         elif p.is_file():
             files.append((p, Path(p.name)))
         else:
@@ -152,6 +223,9 @@ def _plan(inputs: Sequence[Path], output: Path, suffix: str) -> tuple[list[tuple
     if not to_file and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
         raise ValueError(f"output {output} names one image file, but the inputs hold {len(files)} image(s) or a "
                          f"folder; pass a folder as the output")
+    if to_file and suffix:
+        raise ValueError(f"--suffix {suffix!r} names outputs written into a folder, but -o {output} names the output "
+                         "file itself; drop --suffix or pass a folder as -o")
     if to_file:
         jobs = [(files[0][0], output)]
     else:
@@ -167,12 +241,12 @@ def _check_targets(jobs: list[tuple[Path, Path]], sources: _Sources) -> None:
         key = dest.resolve()
         if key in seen:
             raise ValueError(f"inputs {seen[key]} and {src} would both be written to {dest}; "
-                             f"upscale them into different output folders")
+                             f"write them into different output folders")
         seen[key] = src
         other = sources.find(dest)
         if other is not None:
-            raise ValueError(f"refusing to overwrite input file {other} (output of {src}); "
-                             f"choose another output folder or pass a suffix")
+            raise ValueError(f"refusing to overwrite input file {other} (output of {src}); choose another output "
+                             f"folder with -o, or add a suffix to the output names with --suffix (e.g. --suffix _out)")
 
 
 def upscale_paths(
@@ -187,43 +261,48 @@ def upscale_paths(
     half: bool = False,
     suffix: str = "",
     progress: bool = True,
-) -> list[Path]:
-    """Upscale image files and/or folders of images; returns the paths written, in input order.
+    overwrite: bool = False,
+) -> Written:
+    """Upscale image files and/or folders of images; returns the paths written, in input order, with the inputs that
+    failed in ``.failed`` (:class:`Written`).
 
     A file goes to a file (``output`` with an image suffix) or into the folder ``output``; folders are mirrored
-    into ``output`` (``<stem><suffix><ext>``; ``.png`` where the input format cannot hold alpha or 16 bits).
-    Unreadable files are reported on stderr by name and skipped, with a count at the end. Input files are never
-    overwritten (ValueError naming the file, raised before any work).
+    into ``output`` (``<stem><suffix><ext>``; ``.png`` where the input format cannot hold alpha or 16 bits, and for
+    GIFs). Unreadable files, and files whose output exists (unless ``overwrite``), are reported on stderr by name and
+    skipped, with a count at the end. A single file whose output exists (without ``overwrite``) and any output that
+    would replace an input are refused (ValueError naming the file, raised before any work).
     """
     _check_outscale(outscale)
     dev = torch.device(device) if device is not None else model_device(model)
     _check_half(half, dev)
     output = Path(output)
     jobs, to_file = _plan([Path(p) for p in inputs], output, suffix)
+    if to_file:
+        refuse_existing_file(output, overwrite)
     sources = _Sources([src for src, _ in jobs])
-    written: list[Path] = []
-    skipped: list[Path] = []
+    outcome = _Outcome(len(jobs))
     bar = tqdm(jobs, desc="upscale", unit="img", disable=not progress, file=sys.stderr)
     for src, dest in bar:
         bar.set_postfix_str(src.name, refresh=False)
         try:
             image = read_image(src)
-        except ImageReadError as err:
-            tqdm.write(f"skipping {src}: {getattr(err, 'reason', err)}", file=sys.stderr)
-            skipped.append(src)
+        except (ImageReadError, FileNotFoundError) as err:
+            outcome.fail(src, getattr(err, "reason", None) or str(err))
             continue
+        if not to_file:  # the output format follows what the input holds, known once it is read
+            dest = dest.with_suffix(output_suffix(dest.suffix, image.alpha is not None, image.bit_depth))
+            _check_targets([(src, dest)], sources)
+            if dest in outcome.written:
+                raise ValueError(f"two inputs would both be written to {dest}; upscale them into different folders")
+            refusal = existing_output(dest, overwrite)
+            if refusal is not None:
+                outcome.fail(src, refusal)
+                continue
+        note_frames(src)
         result = upscale_image(model, image, scale, outscale=outscale, tile=tile, overlap=overlap, device=dev,
                                half=half)
-        if not to_file:
-            dest = dest.with_suffix(output_suffix(dest.suffix, result.alpha is not None, result.bit_depth))
-            _check_targets([(src, dest)], sources)
-            if dest in written:
-                raise ValueError(f"two inputs would both be written to {dest}; upscale them into different folders")
         dest.parent.mkdir(parents=True, exist_ok=True)
         write_image(dest, result.rgb, alpha=result.alpha, bit_depth=result.bit_depth, grey=result.grey)
-        written.append(dest)
+        outcome.written.append(dest)
     bar.close()
-    if skipped:
-        names = ", ".join(str(p) for p in skipped)
-        print(f"skipped {len(skipped)} of {len(jobs)} file(s) that could not be read: {names}", file=sys.stderr)
-    return written
+    return outcome.result()
