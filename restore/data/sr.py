@@ -170,11 +170,12 @@ class HRFolderDataset(_EpochSeeded):
                 return path, self._cache.get(i, lambda p=path: read_integers(p))
             except ImageReadError as err:
                 if not self.skip_bad:
-                    raise
+                    raise ImageReadError(path, f"{err.reason}; remove the file, or set skip_bad: true in this data "
+                                               "set's options to train on the other images") from None
                 self._bad.add(i)
                 warnings.warn(f"skip_bad: skipping unreadable training image ({err}); the next image is used "
                               "in its place", RuntimeWarning, stacklevel=3)
-        raise RuntimeError(f"every one of the {n} images in {', '.join(self.roots)} is unreadable "
+        raise ValueError(f"every one of the {n} images in {', '.join(self.roots)} is unreadable "
                            "(skip_bad is on, and each was reported in a warning)")
 
     def _crop(self, index: int) -> tuple[Path, np.ndarray, np.random.Generator]:

@@ -185,7 +185,7 @@ def test_skip_bad_warns_once_and_uses_next_image(tmp_path: Path) -> None:
     (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n corrupt")
     write_image(tmp_path / "c.png", _rand(20, 20, seed=2))
     strict = HRFolderDataset([str(tmp_path)], gt_size=16)
-    with pytest.raises(ImageReadError, match=r"b\.png"):
+    with pytest.raises(ImageReadError, match=r"b\.png: .*set skip_bad: true"):  # the message says the way out
         strict[1]
     ds = HRFolderDataset([str(tmp_path)], gt_size=16, skip_bad=True)
     with pytest.warns(RuntimeWarning, match=r"b\.png") as record:
@@ -204,7 +204,7 @@ def test_skip_bad_with_every_file_bad_raises(tmp_path: Path) -> None:
     for name in ("x.png", "y.jpg"):
         (tmp_path / name).write_text("not an image")
     ds = HRFolderDataset([str(tmp_path)], gt_size=16, skip_bad=True)
-    with pytest.warns(RuntimeWarning), pytest.raises(RuntimeError, match="every one of the 2 images"):
+    with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match="every one of the 2 images"):
         ds[0]
 
 
