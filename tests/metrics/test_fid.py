@@ -333,7 +333,11 @@ def test_features_of_paths_grey_and_alpha(tiny_net: Path, tmp_path: Path):
     ext = _extractor(tiny_net, batch_size=2)
     feats = features_of_paths([tmp_path / "grey.png", tmp_path / "rgb.png", tmp_path / "rgba.png"], ext)
     assert feats.shape == (3, 2048)
-    assert np.array_equal(feats[0], feats[1]) and np.array_equal(feats[1], feats[2])  # grey expanded, alpha dropped
+    # grey expanded, alpha dropped. Not bit-equal: rgba.png runs in a batch of one, the others in a batch of two,
+    # and the CPU convolution may pick a different kernel per batch size (last bits differ).
+    np.testing.assert_allclose(feats[0], feats[1], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(feats[1], feats[2], rtol=0, atol=1e-5)
+    assert not np.allclose(feats[0], 0)
     with pytest.raises(FileNotFoundError, match="missing.png"):
         ext.of_paths([tmp_path / "missing.png"])
 
