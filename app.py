@@ -3,6 +3,9 @@
     python app.py [--weights weights] [--host 127.0.0.1] [--port 7860] [--device auto] [--max-pixels 4000000]
                   [--concurrency 1] [--share]
 
+Without --host / --port it listens where Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say (Hugging Face Spaces
+and Docker images set them), else on 127.0.0.1:7860; flags given on the command line win.
+
 This file only lays out the page and launches it; what each button does is in ``restore/demo/`` (one module per tab).
 """
 
@@ -10,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ from restore.demo.common import refuse_large_canvas
 
 ROOT = Path(__file__).resolve().parent
 MAX_UPLOAD = "100mb"
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
 
 
 class ImageUpload(gr.Image):
@@ -215,11 +220,14 @@ def make_demo(weights: str | Path = "weights", device: str = "auto", max_pixels:
     return demo
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> argparse.Namespace:
+    """Command line, then Gradio's environment variables (``env``, default ``os.environ``), then the defaults."""
+    env = os.environ if env is None else env
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", default="weights", help="folder of published models (.safetensors + .yml card)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", help=f"address to listen on (0.0.0.0: every interface; default: $GRADIO_SERVER_NAME, "
+                                  f"else {DEFAULT_HOST})")
+    p.add_argument("--port", type=int, help=f"port (default: $GRADIO_SERVER_PORT, else {DEFAULT_PORT})")
     p.add_argument("--device", default="auto", help="auto (CUDA fp16 when a GPU is present, else CPU), cpu, cuda:0")
     p.add_argument("--max-pixels", type=int, default=4_000_000,
                    help="larger SR inputs are tiled; larger label maps and faces are refused")
@@ -228,7 +236,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.max_pixels < 1 or args.concurrency < 1:
         p.error("--max-pixels and --concurrency must be positive")
+    if args.host is None:
+        args.host = env.get("GRADIO_SERVER_NAME", "").strip() or DEFAULT_HOST
+    if args.port is None:
+        text = env.get("GRADIO_SERVER_PORT", "").strip()
+        if not text:
+            args.port = DEFAULT_PORT
+        elif text.isdigit() and 0 < int(text) < 65536:
+            args.port = int(text)
+        else:
+            p.error(f"GRADIO_SERVER_PORT must be a port number (1-65535), got {text!r}: fix or unset it, or pass "
+                    "--port")
+    elif not 0 < args.port < 65536:
+        p.error(f"--port must be a port number (1-65535), got {args.port}")
     return args
+
+
+def launch_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``main`` passes to ``demo.launch``: the address and port resolved by :func:`parse_args`, the upload
+    limit, and the bundled examples as the only extra folder Gradio may serve."""
+    examples = examples_folder(args.weights)
+    return {"server_name": args.host, "server_port": args.port, "share": args.share, "max_file_size": MAX_UPLOAD,
+            "allowed_paths": [str(examples)] if examples else None}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -236,9 +265,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes
     demo = make_demo(args.weights, args.device, args.max_pixels, args.concurrency)
-    examples = examples_folder(args.weights)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_UPLOAD,
-                allowed_paths=[str(examples)] if examples else None)
+    demo.launch(**launch_kwargs(args))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ surprises. YAML is read with ``yaml.safe_load`` semantics (plus a duplicate-key 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 import re
+import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -115,7 +117,7 @@ class _Ctx:
 
     def origin(self, where: str) -> str:
         for o in self.overrides:
-            if where == o or where.startswith(o + ".") or o.startswith(where + "."):
+            if where == o or where.startswith((o + ".", o + "[")) or o.startswith(where + "."):
                 return f"--set {o}"
         return self.source
 
@@ -227,6 +229,11 @@ def _hints(obj: Any) -> dict[str, Any]:
         return {}
 
 
+def option_hints(obj: Any) -> dict[str, Any]:
+    """The type hints the validator checks a dataclass's fields or a builder's keyword arguments against."""
+    return _hints(obj)
+
+
 def from_dict(cls: type, data: Any, where: str, ctx: _Ctx) -> Any:
     """Build dataclass ``cls`` from a mapping: unknown keys are errors, missing required keys are errors."""
     if data is None:
@@ -238,7 +245,7 @@ def from_dict(cls: type, data: Any, where: str, ctx: _Ctx) -> Any:
     for key in data:
         if key not in fields:
             raise ctx.error(_join(where, str(key)), f"is not a known option{did_you_mean(str(key), list(fields))}; "
-                                                    f"valid: {', '.join(fields)}")
+                                                    f"valid: {', '.join(fields) or '(none)'}")
     values = {}
     for name, f in fields.items():
         sub = _join(where, name)
@@ -505,7 +512,9 @@ class CheckpointOptions:
 class Options:
     """A whole recipe (DESIGN.md, "Option files: the shared skeleton").
 
-    ``losses`` differ by task: the task validates that block with :func:`parse_block` (same error format).
+    ``losses`` differ by task: :func:`parse_options` checks that block against the task's dataclass
+    (:func:`loss_options`), and the task reads it with :func:`parse_block`; it is kept as written, so that stored
+    recipes and resume comparisons see the user's keys, not filled-in defaults.
     """
 
     name: str
@@ -544,7 +553,7 @@ def parse_block(schema: type, data: Any, where: str, source: str) -> Any:
     return from_dict(schema, data, where, _Ctx(source=source))
 
 
-def _import_registries() -> None:
+def import_registries() -> None:
     """Registries fill when their packages are imported; config needs them all to validate."""
     import restore.archs  # noqa: F401
     import restore.data  # noqa: F401
@@ -552,23 +561,200 @@ def _import_registries() -> None:
     import restore.norms  # noqa: F401
 
 
+_import_registries = import_registries  # the older private name
+
+
+def loss_options(task: str) -> type:
+    """The dataclass a task's ``losses:`` block is validated into (imported lazily: it imports torch)."""
+    from restore.losses.options import TASK_LOSSES
+
+    return TASK_LOSSES[task]
+
+
 def parse_options(data: Mapping[str, Any], source: str = "<options>", overrides: Sequence[str] = (),
                   schema: type = Options) -> Any:
-    """Validate a plain dict (after applying ``--set`` overrides) into ``schema``."""
-    _import_registries()
+    """Validate a plain dict (after applying ``--set`` overrides) into ``schema``.
+
+    An override that switches the type of a ``{type: ...}`` block drops the keys only the old type accepted; one
+    ``note:`` line on stderr names them (see :func:`apply_overrides`)."""
+    import_registries()
     data = _deep_copy(dict(data))
-    paths = []
-    for text in overrides:
-        keys, value = parse_override(text)
-        apply_override(data, keys, value)
-        paths.append(".".join(keys))
+    paths, notes = apply_overrides(data, overrides, schema)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     ctx = _Ctx(source=source, overrides=tuple(paths))
     if "source" in data:
         raise ctx.error("source", "is reserved (it records where the options were read from)")
     opts = from_dict(schema, data, "", ctx)
+    if isinstance(opts, Options):  # validated here so that `restore check` catches loss typos, not the task
+        from_dict(loss_options(opts.task), opts.losses, "losses", ctx)
     if dataclasses.is_dataclass(opts) and any(f.name == "source" for f in dataclasses.fields(opts)):
         opts = dataclasses.replace(opts, source=source)
     return opts
+
+
+# ----------------------------------------------------------------------------------------------- type switching
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], schema: type = Options
+                    ) -> tuple[list[str], list[str]]:
+    """Apply ``--set`` overrides to ``data`` in place; returns (the key paths set, notes for the user).
+
+    ``--set critic.norm.type=sn`` on a block written for ``san`` drops the keys that ``san`` accepts and ``sn``
+    does not (``ratio``, ``gain``...), so that switching the method is one override. This holds for every block
+    told apart by its ``type`` (or ``arch``) key: norms, architectures, data sets, and typed sub-blocks. Keys set
+    by another override of the same command are never dropped: if they do not fit the new type, validation says
+    so. Keys that neither type accepts stay too, so a typo is still an error."""
+    parsed = [parse_override(text) for text in overrides]
+    paths = [".".join(keys) for keys, _ in parsed]
+    notes = []
+    for text, (keys, value) in zip(overrides, parsed, strict=True):
+        dropped = _switch_type(data, keys, value, schema, [p for p in paths if p != ".".join(keys)])
+        apply_override(data, keys, value)
+        if dropped:
+            old, names = dropped
+            notes.append(f"--set {text.strip()} dropped {', '.join(names)} (options of {old!r} only)")
+    return paths, notes
+
+
+def _switch_type(data: dict[str, Any], keys: list[str], value: Any, schema: type, explicit: list[str]
+                 ) -> tuple[Any, list[str]] | None:
+    """Before ``keys = value`` is set: when it changes a typed block's type, remove the keys only the old type
+    accepted (unless ``explicit``) and return (old type, dropped key paths)."""
+    if len(keys) < 2:
+        return None
+    block_keys, key = keys[:-1], keys[-1]
+    kind = block_kind(hint_at(schema, data, block_keys))
+    if kind is None or kind[0] != key:
+        return None
+    parent = _node(data, block_keys[:-1])
+    node = parent.get(block_keys[-1]) if isinstance(parent, dict) else None
+    if isinstance(node, str) and kind[2]:  # shorthand `norm: san`: make it a block the override can go into
+        node = parent[block_keys[-1]] = {key: node}
+    if not isinstance(node, dict) or key not in node or _same(node[key], value):
+        return None
+    old = node[key]
+    old_keys, new_keys = kind[1](old), kind[1](value)
+    if old_keys is None or new_keys is None:  # an unknown type: validation names it
+        return None
+    where = ".".join(block_keys)
+
+    def given(path: str) -> bool:
+        return any(p == path or p.startswith(path + ".") or path.startswith(p + ".") for p in explicit)
+
+    drop = [k for k in node if k in old_keys and k not in new_keys and not given(f"{where}.{k}")]
+    for k in drop:
+        del node[k]
+    return (old, [f"{where}.{k}" for k in drop]) if drop else None
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _node(data: Any, keys: Sequence[str]) -> Any:
+    for k in keys:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(k)
+    return data
+
+
+def union_members(hint: Any) -> list[Any]:
+    """``X | Y | None`` -> [X, Y]; any other hint -> [hint]."""
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        return [a for a in typing.get_args(hint) if a is not type(None)]
+    return [hint]
+
+
+def discriminated(members: Sequence[Any]) -> dict[Any, type] | None:
+    """{type value: dataclass} when ``members`` are dataclasses told apart by a ``type: Literal[...]`` field.
+
+    One dataclass may also serve several types: a ``ClassVar`` ``type_keys`` (``{"bicubic": ()}``) then names the
+    keys besides ``type`` that a type accepts (types it does not list accept every field); type switching and
+    the JSON schema read it."""
+    out: dict[Any, type] = {}
+    for m in members:
+        if not (isinstance(m, type) and dataclasses.is_dataclass(m)) or issubclass(m, Spec):
+            return None
+        hint = _hints(m).get("type")
+        if typing.get_origin(hint) is not Literal:
+            return None
+        out.update({v: m for v in typing.get_args(hint)})
+    return out or None
+
+
+def block_kind(hint: Any) -> tuple[str, Any, bool] | None:
+    """(discriminator key, type name -> the keys a block of that type accepts or None, shorthand allowed) for a
+    typed block's hint (a :class:`Spec` or a discriminated union of dataclasses); None for any other hint."""
+    if hint is None:
+        return None
+    members = union_members(hint)
+    for m in members:
+        if isinstance(m, type) and issubclass(m, Spec):
+            return m.key, functools.partial(_spec_keys, m), True
+    choices = discriminated(members)
+    if choices:
+        return "type", functools.partial(_union_keys, choices), False
+    return None
+
+
+def _spec_keys(spec: type[Spec], name: Any) -> set[str] | None:
+    if not isinstance(name, str) or name not in spec.registry:
+        return None
+    return {spec.key, *spec.reserved, *spec.registry.parameters(name)}
+
+
+def _union_keys(choices: dict[Any, type], name: Any) -> set[str] | None:
+    cls = choices.get(name) if isinstance(name, (str, int, float, bool)) else None
+    return type_fields(cls, name) if cls is not None else None
+
+
+def type_fields(cls: type, name: Any) -> set[str]:
+    """The keys a block of dataclass ``cls`` accepts when its ``type`` is ``name`` (see :func:`discriminated`)."""
+    only = getattr(cls, "type_keys", {}).get(name)
+    return {f.name for f in dataclasses.fields(cls) if f.init and (only is None or f.name in ("type", *only))}
+
+
+def hint_at(schema: type, data: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    """The type hint of the block at ``keys`` of a recipe (``data`` picks the registered type of each block on the
+    way, and the task picks the ``losses`` schema); None when the path is not an option."""
+    hint: Any = schema
+    node: Any = data
+    for key in keys:
+        hint = _child_hint(hint, node, key, data)
+        if hint is None:
+            return None
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return hint
+
+
+def _child_hint(hint: Any, node: Any, key: str, root: Mapping[str, Any]) -> Any:
+    members = union_members(hint)
+    choices = discriminated(members)
+    if choices is not None:
+        name = node.get("type") if isinstance(node, Mapping) else None
+        members = [choices[name]] if isinstance(name, (str, int, float, bool)) and name in choices else []
+    for m in members:
+        if isinstance(m, type) and issubclass(m, Spec):
+            if key in m.reserved:
+                return _hints(m).get(key)
+            name = node.get(m.key) if isinstance(node, Mapping) else node
+            if not isinstance(name, str) or name not in m.registry:
+                return None
+            params = m.registry.parameters(name)
+            if key not in params:
+                return None
+            return _hints(m.registry.get(name)).get(key, params[key].annotation)
+        if isinstance(m, type) and dataclasses.is_dataclass(m):
+            if m is Options and key == "losses":
+                task = root.get("task")
+                return loss_options(task) if isinstance(task, str) and task in typing.get_args(
+                    _hints(Options)["task"]) else None
+            fields = {f.name for f in dataclasses.fields(m) if f.init}
+            return _hints(m).get(key) if key in fields else None
+    return None
 
 
 def load_options(path: str | Path, overrides: Sequence[str] = (), schema: type = Options) -> Any:

@@ -7,7 +7,8 @@ that SR benchmarks and most SR papers use, then clipped to [0, 1].
 Training sets are deterministic: every random choice for item ``i`` comes from
 ``np.random.default_rng([seed, epoch, i])``, with the epoch set by ``set_epoch`` (the engine's sampler does this),
 so an item does not depend on worker count, loading order or what was loaded before, and a resumed run sees exactly
-the crops an uninterrupted one would have seen.
+the crops an uninterrupted one would have seen. ``sr_hr_folder`` can make its LR with Real-ESRGAN's degradations
+instead (``degradation: {type: realesrgan}``, restore.data.degradations), drawn from the same generator.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ import torch
 from torch.utils.data import Dataset
 
 from restore.data.cache import DecodedCache, read_integers, to_unit
+from restore.data.degradations import (
+    DegradationOptions,
+    as_options,
+    degrade_batch,
+    draw_item,
+    item_tensors,
+    size_problem,
+    usm_sharpen,
+)
 from restore.data.device_ops import augment_batch, downscale_batch, integers_to_unit
 from restore.data.io import ImageReadError, list_images, read_image, to_tensor
 from restore.data.transforms import paired_random_crop, random_augment, random_crop
@@ -133,10 +143,16 @@ class HRFolderDataset(_EpochSeeded):
     workers only cut the integer crop; the flips, rotation and MATLAB downscale run batched on the training device
     (restore.data.device_ops), equal to this item to ~2e-7. ``device_ops: false`` computes the whole item in the
     worker with basicsr's numpy ``imresize``, as ``dataset[i]`` always does.
+
+    ``degradation``: ``{type: realesrgan, ...}`` makes the LR with Real-ESRGAN's second-order degradations
+    (restore.data.degradations; docs/real_world_sr.md) instead of the bicubic downscale. The worker draws the
+    item's kernels and parameters from the item's generator (after its crop and flips), the device applies them;
+    with ``usm_gt`` the item also holds ``"gt_usm"``, the sharpened GT that the LR is made from.
     """
 
     def __init__(self, roots: list[str], scale: int = 4, gt_size: int = 128, flip: bool = True, rotate: bool = True,
-                 skip_bad: bool = False, seed: int = 0, cache_mb: float = 2048, device_ops: bool = True):
+                 skip_bad: bool = False, seed: int = 0, cache_mb: float = 2048, device_ops: bool = True,
+                 degradation: DegradationOptions | None = None):
         if isinstance(roots, str):
             roots = [roots]
         if not roots:
@@ -152,6 +168,13 @@ class HRFolderDataset(_EpochSeeded):
         self.flip, self.rotate, self.skip_bad = flip, rotate, skip_bad
         self.seed, self.epoch = seed, 0
         self.device_ops = bool(device_ops)
+        try:
+            self.degradation = as_options(degradation)
+        except OptionValueError as err:  # a plain mapping from Python: name the key inside the block
+            raise OptionValueError(f"degradation.{err.key}", err.reason) from None
+        problem = size_problem(self.degradation, gt_size, scale)
+        if problem:
+            raise OptionValueError("gt_size", f"{gt_size} {problem}")
         self._cache = DecodedCache(cache_mb, what=f"sr_hr_folder {', '.join(self.roots)}")
         self._bad: set[int] = set()  # indices known to be unreadable (skip_bad only)
 
@@ -193,8 +216,29 @@ class HRFolderDataset(_EpochSeeded):
         """The finished item, computed in this process with basicsr's numpy ``imresize`` (the reference path)."""
         path, crop, rng = self._crop(index)
         (gt,) = random_augment([to_unit(crop)], rng, flip=self.flip, rotate=self.rotate)
+        if self.realistic:
+            batch = self._degrade(to_tensor(gt)[None], {k: v[None] for k, v in self._draw(rng).items()})
+            return {**{k: v[0] for k, v in batch.items()}, "path": str(path)}
         lq = downscale(gt, self.scale)
         return {"lq": to_tensor(lq), "gt": to_tensor(gt), "path": str(path)}
+
+    @property
+    def realistic(self) -> bool:
+        """Whether the LR comes from the realesrgan degradation (else the bicubic downscale)."""
+        return self.degradation.type == "realesrgan"
+
+    def _draw(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """The item's degradation draws, as tensors (drawn after its crop and flips, from the same generator)."""
+        return item_tensors(draw_item(self.degradation, rng), self.degradation.pad_to)
+
+    def _degrade(self, gt: torch.Tensor, draws: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """{"lq", "gt"[, "gt_usm"]} of a (B, 3, S, S) GT batch and its collated draws, on the batch's device."""
+        out = {"gt": gt}
+        src = gt
+        if self.degradation.usm_gt:  # Real-ESRGAN degrades the sharpened GT, and its L1/perceptual losses target it
+            src = out["gt_usm"] = usm_sharpen(gt)
+        lq = degrade_batch(src, self.scale, draws["deg_kernels"], draws["deg_values"], draws["deg_seed"])
+        return {"lq": lq, **out}
 
     # Staged items (``device_ops``): the engine loads ``load_staged`` in its workers and calls ``finish_batch`` on
     # the training device; ``finish_batch(collate([load_staged(i)]))`` equals ``self[i]`` (gt bit for bit, lq to
@@ -212,11 +256,15 @@ class HRFolderDataset(_EpochSeeded):
         if crop.dtype == np.uint16:  # torch has few uint16 kernels; int32 holds it exactly (and stacks with uint8)
             raw = raw.to(torch.int32)
         top = 255.0 if crop.dtype == np.uint8 else 65535.0
-        return {"gt_raw": raw, "gt_max": torch.tensor(top), "aug": torch.tensor(flags), "path": str(path)}
+        item = {"gt_raw": raw, "gt_max": torch.tensor(top), "aug": torch.tensor(flags), "path": str(path)}
+        return {**item, **self._draw(rng)} if self.realistic else item
 
     def finish_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Device side: a collated batch of :meth:`load_staged` items -> ``{"lq", "gt", "path"}`` on its device."""
+        """Device side: a collated batch of :meth:`load_staged` items -> ``{"lq", "gt", "path"}`` on its device (plus
+        ``"gt_usm"`` with the realesrgan degradation's ``usm_gt``)."""
         gt = augment_batch(integers_to_unit(batch["gt_raw"], batch["gt_max"]), batch["aug"])
+        if self.realistic:
+            return {**self._degrade(gt, batch), "path": batch["path"]}
         return {"lq": downscale_batch(gt, self.scale), "gt": gt, "path": batch["path"]}
 
 

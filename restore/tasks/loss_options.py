@@ -1,59 +1,17 @@
-"""Loss option blocks shared by the tasks (each task's ``losses`` schema is assembled from these)."""
+"""Building the losses the tasks share from their option blocks (the blocks themselves: restore.losses.options)."""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Literal
 
 from torch import nn
 
-import restore.losses  # noqa: F401  (fills ADVERSARIAL, which the defaults below are checked against)
-from restore.registry import ADVERSARIAL, OptionValueError
-
-
-@dataclass(frozen=True)
-class ContentLossOptions:
-    weight: float = 1.0
-    type: Literal["l1"] = "l1"
-
-
-@dataclass(frozen=True)
-class PerceptualLossOptions:
-    """VGG features before activation (SAN paper / ESRGAN: VGG19 conv5_4; VGG16 conv5_3 offline here)."""
-
-    weight: float = 1.0
-    network: Literal["vgg19", "vgg16", "auto"] = "vgg19"  # auto: VGG19 if obtainable, else VGG16
-    layers: dict[str, float] | None = None
-    weights: str | None = None
-    criterion: Literal["l1", "l2"] = "l1"
-    download: bool = True  # fetch torchvision's ImageNet weights into the hub cache when missing
-    fallback_weights: str | None = None  # network auto: VGG16 features file used when VGG19 cannot be had
-
-
-@dataclass(frozen=True)
-class AdversarialLossOptions:
-    type: str = "hinge"
-    weight: float = 0.01
-
-    def __post_init__(self) -> None:
-        if self.type not in ADVERSARIAL:
-            from restore.registry import did_you_mean
-
-            raise OptionValueError("type", f"unknown adversarial loss '{self.type}'"
-                                           f"{did_you_mean(self.type, ADVERSARIAL.names())}; "
-                                           f"valid: {', '.join(ADVERSARIAL.names())}")
-
-
-@dataclass(frozen=True)
-class WeightOptions:
-    """A loss term that only has a weight (feature matching, KL, cycle reconstruction, classification)."""
-
-    weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.weight < 0:
-            raise OptionValueError("weight", f"must be >= 0, got {self.weight}")
+from restore.losses.options import (  # noqa: F401  (re-exported: the tasks' loss blocks)
+    AdversarialLossOptions,
+    ContentLossOptions,
+    PerceptualLossOptions,
+    WeightOptions,
+)
 
 
 def build_perceptual(p: PerceptualLossOptions) -> nn.Module:

@@ -7,55 +7,19 @@ and is one-hot encoded on the device (plus the instance-edge channel when the da
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from restore.config import ConfigError, Options, parse_block
+from restore.losses.options import PerceptualLossOptions, SPADELossOptions
 from restore.registry import ADVERSARIAL, TASKS
 from restore.tasks.base import build_task_critic, init_pretrained_generator
-from restore.tasks.loss_options import (
-    AdversarialLossOptions,
-    PerceptualLossOptions,
-    WeightOptions,
-    build_perceptual,
-    data_description,
-)
+from restore.tasks.loss_options import build_perceptual, data_description
 
 # SPADE's VGG loss: relu1_1 ... relu5_1 weighted 1/32, 1/16, 1/8, 1/4, 1 (the same names exist in VGG16 and VGG19)
 SPADE_VGG_LAYERS = {"relu1_1": 1 / 32, "relu2_1": 1 / 16, "relu3_1": 1 / 8, "relu4_1": 1 / 4, "relu5_1": 1.0}
-
-
-@dataclass(frozen=True)
-class SPADEAdversarial(AdversarialLossOptions):
-    weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class FeatureMatchingOptions(WeightOptions):
-    weight: float = 10.0
-
-
-@dataclass(frozen=True)
-class SPADEPerceptual(PerceptualLossOptions):
-    weight: float = 10.0
-    network: Literal["vgg19", "vgg16", "auto"] = "auto"
-    layers: dict[str, float] | None = None  # None: SPADE_VGG_LAYERS
-
-
-@dataclass(frozen=True)
-class KLOptions(WeightOptions):
-    weight: float = 0.05
-
-
-@dataclass(frozen=True)
-class SPADELossOptions:
-    adversarial: SPADEAdversarial = SPADEAdversarial()
-    feature_matching: FeatureMatchingOptions | None = FeatureMatchingOptions()
-    perceptual: SPADEPerceptual | None = SPADEPerceptual()
-    kl: KLOptions = KLOptions()  # used only with generator.use_vae
 
 
 def _unwrap(module: nn.Module) -> nn.Module:

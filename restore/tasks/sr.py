@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,22 +9,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from restore.config import ConfigError, Options, parse_block
+from restore.losses.options import SRLossOptions
 from restore.norms import CriticNorm, NoNorm
 from restore.registry import ADVERSARIAL, TASKS
 from restore.tasks.base import build_task_critic, default_description, init_pretrained_generator
-from restore.tasks.loss_options import (
-    AdversarialLossOptions,
-    ContentLossOptions,
-    PerceptualLossOptions,
-    build_perceptual,
-)
-
-
-@dataclass(frozen=True)
-class SRLossOptions:
-    content: ContentLossOptions | None = ContentLossOptions()
-    perceptual: PerceptualLossOptions | None = None
-    adversarial: AdversarialLossOptions | None = None
+from restore.tasks.loss_options import build_perceptual
 
 
 @TASKS.register("sr")
@@ -100,8 +88,8 @@ class SRTask:
             self.perceptual.to(device)
             self._device = device
         batch = {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
-        if "gt_raw" in batch:  # a staged batch (device_ops): flips, rotations and the LR are made here
-            batch = self._train_set.finish_batch(batch)
+        if "gt_raw" in batch:  # a staged batch (device_ops): flips, rotations and the LR (bicubic or the realesrgan
+            batch = self._train_set.finish_batch(batch)  # degradation, restore.data.degradations) are made here
         return batch
 
     # -- steps
@@ -124,15 +112,16 @@ class SRTask:
     def generator_loss(self, critic: nn.Module | None, batch: dict[str, Any], fake: Tensor
                        ) -> tuple[Tensor, dict[str, float]]:
         gt = batch["gt"]
+        target = batch.get("gt_usm", gt)  # degradation usm_gt: L1/perceptual see the sharpened GT, the critic not
         total = fake.new_zeros(())
         scalars: dict[str, float] = {}
         c = self.losses.content
         if c is not None and c.weight > 0:
-            content = F.l1_loss(fake, gt)
+            content = F.l1_loss(fake, target)
             total = total + c.weight * content
             scalars["g/content"] = float(content.detach())
         if self.perceptual is not None:
-            perc = self.perceptual(fake.float(), gt.float())
+            perc = self.perceptual(fake.float(), target.float())
             total = total + self.losses.perceptual.weight * perc
             scalars["g/perceptual"] = float(perc.detach())
         if critic is not None:

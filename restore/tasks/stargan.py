@@ -7,7 +7,6 @@ Training targets are the attribute vectors of a random permutation of the batch,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -15,26 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from restore.config import ConfigError, Options, parse_block
+from restore.losses.options import StarGANLossOptions
 from restore.registry import ADVERSARIAL, TASKS
 from restore.tasks.base import build_task_critic, check_derived, init_pretrained_generator
-from restore.tasks.loss_options import AdversarialLossOptions, WeightOptions, data_description
-
-
-@dataclass(frozen=True)
-class StarGANAdversarial(AdversarialLossOptions):
-    weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class ReconstructionOptions(WeightOptions):
-    weight: float = 10.0
-
-
-@dataclass(frozen=True)
-class StarGANLossOptions:
-    adversarial: StarGANAdversarial = StarGANAdversarial()
-    classification: WeightOptions = WeightOptions(1.0)
-    reconstruction: ReconstructionOptions = ReconstructionOptions()
+from restore.tasks.loss_options import data_description
 
 
 def classification_loss(logits: Tensor, target: Tensor) -> Tensor:
