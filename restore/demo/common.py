@@ -25,7 +25,15 @@ import torch
 
 from restore.data.io import Image, ImageReadError, read_image
 from restore.devices import choose_device
-from restore.hub.pipelines import Pipeline, SPADEPipeline, SRPipeline, StarGANPipeline, load_pipeline, published
+from restore.hub.pipelines import (
+    Pipeline,
+    SPADEPipeline,
+    SRPipeline,
+    StarGANPipeline,
+    load_pipeline,
+    published,
+    uncarded,
+)
 
 log = logging.getLogger("restore.app")
 
@@ -85,7 +93,8 @@ def _unique(name: str, path: Path, taken: dict[str, Any]) -> str:
 def load_models(weights: str | Path = "weights", device: str = "auto", half: bool | None = None) -> Models:
     """Load every published pipeline once (fp16 on CUDA unless ``half`` is False; fp32 on the CPU).
 
-    A weights file that fails to load is logged and listed in ``problems``; the others still serve. Published
+    Model files without a card (community models: ESRGAN, SwinIR, ... files) load too, under their file name. A
+    weights file that fails to load is logged and listed in ``problems``; the others still serve. Published
     attribute classifiers are attached to the StarGAN models with the same attribute list, so that attributes a
     visitor leaves on "keep" take the photo's own values."""
     from restore.engine.weights import load_generator
@@ -104,6 +113,15 @@ def load_models(weights: str | Path = "weights", device: str = "auto", half: boo
                 models.problems.append(f"{path.name}: {str(err).replace(str(path), path.name)}")
                 continue
             table[_unique(pipe.name, path, table)] = pipe
+    for path in uncarded(weights):  # community model files (ESRGAN, SwinIR, ...) dropped in without a card
+        try:
+            pipe = load_pipeline(path, dev, half=use_half)
+        except Exception as err:
+            log.warning("could not load %s: %s", path, err)
+            models.problems.append(f"{path.name}: {str(err).replace(str(path), path.name)}")
+            continue
+        table = models.of(pipe.task)
+        table[_unique(pipe.name, path, table)] = pipe
     for path in found.get("attributes", []):
         try:
             classifier, desc = load_generator(path, dev)

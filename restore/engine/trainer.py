@@ -252,6 +252,31 @@ def _load_module(module: nn.Module, state: dict[str, Any], what: str, source: st
             from None
 
 
+CROP_KEYS = ("gt_size", "crop_size", "image_size", "load_size")
+"""data.train options that set how large a training image is (the first one a recipe has is named on OOM)."""
+
+
+def out_of_memory_message(opts: Options, step: int, device: torch.device, err: BaseException) -> str:
+    """One line for a training step that ran out of device memory: the batch size and crop it ran with and the
+    ``--set`` overrides that lower them (halved), instead of torch's traceback."""
+    src = f"{opts.source}: " if opts.source else ""
+    train_kwargs = opts.data.train.kwargs if opts.data.train is not None else {}
+    crop = next(((k, v) for k in CROP_KEYS if isinstance(v := train_kwargs.get(k), int) and v > 1), None)
+    batch = opts.train.batch_size
+    tried = next((part.strip() for part in str(err).split(". ") if part.strip().startswith("Tried to allocate")), "")
+    ran = f"train.batch_size={batch}" + (f" and data.train.{crop[0]}={crop[1]}" if crop else "")
+    fixes = [f"--set train.batch_size={max(1, batch // 2)}"] if batch > 1 else []
+    if crop:
+        fixes.append(f"--set data.train.{crop[0]}={crop[1] // 2}")
+        critic_size = opts.critic.kwargs.get("image_size") if opts.critic is not None else None
+        if critic_size == crop[1]:
+            fixes.append(f"--set critic.image_size={crop[1] // 2}")
+    if opts.train.amp == "none":
+        fixes.append("--set train.amp=bf16")
+    return (f"{src}out of memory on {device} at step {step}{f' ({tried})' if tried else ''} with {ran}; lower them "
+            f"(or free the device), e.g. {' '.join(fixes) or 'a smaller generator'}")
+
+
 def _step_of(path: Path) -> str:
     name = path.name
     return str(int(name[5:13])) if name.startswith("step_") and name[5:13].isdigit() else "?"
@@ -730,6 +755,8 @@ class Trainer:
                 except FloatingPointError as err:  # a norm found non-finite weights (SAN's constant)
                     raise TrainingDiverged(f"training diverged at step {self.step + 1}: {err}; stopping. "
                                            f"{self._last_good_message()}") from None
+                except torch.cuda.OutOfMemoryError as err:  # bad input: the recipe asks for more than the device has
+                    raise ConfigError(out_of_memory_message(self.opts, self.step + 1, self.device, err)) from None
                 bad = [k for k, v in scalars.items() if not math.isfinite(v)]
                 if any_rank(bool(bad), self.dist, self.device):
                     raise TrainingDiverged(

@@ -17,6 +17,11 @@ they claim); that its description is a JSON object whose fields have the types r
 those kwargs make, built on the meta device (no memory) and stopped as soon as it outgrows the file, matches the
 file's tensors shape by shape and makes images of at most :data:`MAX_SIDE` pixels a side. Every refusal is one
 ValueError naming the file (and the field or kwarg), so ``restore infer`` prints one ``error:`` line and exits 2.
+
+Community files (ESRGAN, Real-ESRGAN, SwinIR, ... from other projects: ``.pth/.pt/.ckpt/.safetensors`` without
+restore's metadata) are the fallback: they are read the same safe way, and the state dict goes to
+:mod:`restore.engine.community` (spandrel), built under the same size probe. :func:`load_generator` returns them
+with a description shaped like restore's; :func:`load_state_into` maps ESRGAN-family files onto ``rrdbnet``.
 """
 
 from __future__ import annotations
@@ -231,6 +236,15 @@ def _unreadable(path: Path, err: BaseException) -> ValueError:
                       "download or export it again")
 
 
+class _Foreign(ValueError):
+    """A readable file without restore's metadata (a community model file, or no model at all). Its message is the
+    refusal for restore's own format; ``held()`` reads what the file holds (a state dict, or anything else)."""
+
+    def __init__(self, path: Path, refusal: str, held: Callable[[], Any]):
+        super().__init__(refusal)
+        self.path, self.refusal, self.held = path, refusal, held
+
+
 @dataclass
 class _Weights:
     """A weights file opened and checked: its description, its tensors' shapes and bytes, and how to read them
@@ -253,8 +267,6 @@ def _open_safetensors(path: Path) -> _Weights:
             dtypes = {s.get_dtype() for s in slices.values()}
     except (SafetensorError, OSError) as err:
         raise _unreadable(path, err) from None
-    desc = _parse_description(path, meta)
-    desc.setdefault("dtype", "fp16" if "F16" in dtypes else "fp32")
 
     def load() -> dict[str, torch.Tensor]:
         try:
@@ -263,6 +275,10 @@ def _open_safetensors(path: Path) -> _Weights:
         except (SafetensorError, OSError, RuntimeError, TypeError) as err:
             raise _unreadable(path, err) from None
 
+    if META_KEY not in meta:
+        raise _Foreign(path, f"{path}: no '{META_KEY}' metadata (arch and kwargs); it was not written by restore", load)
+    desc = _parse_description(path, meta)
+    desc.setdefault("dtype", "fp16" if "F16" in dtypes else "fp32")
     return _Weights(path, desc, shapes, load)
 
 
@@ -292,6 +308,7 @@ def _load_reason(err: ValueError) -> str:
     for i, line in enumerate(lines):
         if "Unpickler error" in line:
             rest = line.split("Unpickler error:", 1)[-1].strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+            rest = rest.split(" Please use ", 1)[0].rstrip(". ")  # torch's advice to allowlist the file's globals
             return f"content that weights_only=True does not load: {rest}"
     first = lines[0] if lines else type(err).__name__
     return first.split(": ", 1)[-1] if first.startswith("cannot load checkpoint") else first
@@ -301,11 +318,13 @@ def _open_checkpoint(path: Path) -> _Weights:
     try:
         state = ckpt.load(path)  # torch.load(weights_only=True): no code is unpickled
     except ValueError as err:
-        raise ValueError(f"{path}: cannot load checkpoint ({_load_reason(err)}); it is damaged or not a checkpoint "
-                         "restore wrote (only tensors and plain values are loaded: weights_only=True)") from None
+        raise ValueError(f"{path}: cannot load checkpoint ({_load_reason(err)}); it is damaged, or it holds pickled "
+                         "code or objects, which restore never runs (only tensors and plain values are loaded: "
+                         "weights_only=True; a .safetensors file of the model loads)") from None
     if not isinstance(state, dict) or "generator" not in state:
         found = f"a {type(state).__name__}" if not isinstance(state, dict) else f"keys {_show(sorted(map(str, state)))}"
-        raise ValueError(f"{path}: not a restore checkpoint (no 'generator' entry; it holds {found})")
+        raise _Foreign(path, f"{path}: not a restore checkpoint (no 'generator' entry; it holds {found})",
+                       lambda: state)
     gen, config = state["generator"], state.get("config") or {}
     if not isinstance(gen, dict) or not all(k in gen for k in ("type", "kwargs", "state")):
         raise ValueError(f"{path}: the checkpoint's 'generator' must be a dict with 'type', 'kwargs' and 'state', got "
@@ -494,12 +513,16 @@ def _checked_kwargs(path: Path, arch: str, kwargs: dict[str, Any]) -> dict[str, 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Build the generator a weights file describes, load its weights, eval mode. Returns (module, description).
 
-    The description is checked first, and the network is sized on the meta device against the file's tensors
+    A file without restore's metadata is taken as a community model file (:func:`_load_community`). The
+    description is checked first, and the network is sized on the meta device against the file's tensors
     before anything is allocated, so a damaged or hostile file is one ValueError naming it (and the kwarg to
     blame), never a huge allocation."""
     from restore.registry import GENERATORS
 
-    weights = _open(path)
+    try:
+        weights = _open(path)
+    except _Foreign as foreign:
+        return _load_community(foreign, device)
     path, desc = weights.path, weights.desc
     arch = desc["arch"]
     kwargs = _checked_kwargs(path, arch, desc["kwargs"])
@@ -515,8 +538,13 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
 
 def load_state_into(module: nn.Module, path: str | Path) -> None:
     """Initialise ``module`` from a weights file (e.g. a PSNR-pretrained generator); names and shapes must match
-    (checked before any tensor is read)."""
-    weights = _open(path)
+    (checked before any tensor is read). A community file initialises a generator whose names and shapes it has,
+    or an ``rrdbnet`` from any ESRGAN-family layout (:func:`_init_from_community`)."""
+    try:
+        weights = _open(path)
+    except _Foreign as foreign:
+        _init_from_community(module, foreign)
+        return
     desc = weights.desc
     what = f"cannot initialise the generator from these weights ({desc.get('arch')} {_show(desc.get('kwargs'))})"
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
@@ -533,3 +561,76 @@ def load_state_into(module: nn.Module, path: str | Path) -> None:
         module.load_state_dict(_as_fp32(weights.load()))
     except RuntimeError as err:
         raise ValueError(f"{weights.path}: {what}: {_first_line(err)}") from None
+
+
+# ------------------------------------------------------------------------------------------ community files
+def _stored_name(state: dict[str, torch.Tensor]) -> str:
+    dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
+    return "fp16" if torch.float16 in dtypes else "bf16" if torch.bfloat16 in dtypes else "fp32"
+
+
+def _community_state(foreign: _Foreign) -> tuple[dict[str, torch.Tensor], str]:
+    """The checked fp32 state dict of a community file, and the dtype it was stored in."""
+    from restore.engine import community
+
+    state = community.state_of(foreign.path, foreign.held(), foreign.refusal)
+    _check_tensors(foreign.path, state, "the state dict")
+    return _as_fp32(state), _stored_name(state)
+
+
+def _detect_bounded(foreign: _Foreign, state: dict[str, torch.Tensor], build: Callable[[], Any]) -> Any:
+    """``build()`` (spandrel building a network from the file's shapes) under the size probe: keys can claim any
+    number of blocks, so building stops as soon as the network outgrows the tensors the file holds."""
+    try:
+        with _SizeProbe({k: tuple(v.shape) for k, v in state.items()}):
+            return build()
+    except _TooBig as big:
+        total = sum(v.numel() for v in state.values())
+        raise ValueError(f"{foreign.path}: the network spandrel builds for it would need {big.what}, but the file "
+                         f"holds {len(state)} tensors of {total:,} values; the file is damaged or hostile") from None
+
+
+def _load_community(foreign: _Foreign, device: str | torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """A community model file as (:class:`restore.engine.community.CommunityModel`, description): ``{"arch":
+    "spandrel:<id>", "kwargs": {"scale"}, "task": "sr", "dtype" (as stored), "hints" {"fp16", "bf16",
+    "size_requirements" {"minimum", "multiple_of", "square"}, "tiling"}, "in_channels", "out_channels", ...}``."""
+    from restore.engine import community
+
+    state, stored = _community_state(foreign)
+    module, desc = _detect_bounded(foreign, state, lambda: community.build(foreign.path, state, foreign.refusal))
+    desc["dtype"] = stored
+    return module.to(device).eval(), desc
+
+
+def _init_from_community(module: nn.Module, foreign: _Foreign) -> None:
+    """Load a community state dict into ``module``: as it is when its names and shapes are the module's (basicsr
+    RRDBNet keys into ``rrdbnet``), else through spandrel's ESRGAN layouts mapped onto basicsr's RRDBNet keys."""
+    from restore.engine import community
+
+    path = foreign.path
+    state, _ = _community_state(foreign)
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    what = f"cannot initialise this {type(module).__name__} generator"
+    if {k: tuple(v.shape) for k, v in state.items()} != expected:
+        found = _detect_bounded(foreign, state, lambda: community.detect(path, state, foreign.refusal))
+        mapped = community.as_rrdbnet(found)
+        arch = f"it holds a spandrel {found.architecture.id} model ({', '.join(found.tags)})"
+        if mapped is None:
+            raise ValueError(f"{path}: {arch}, which {what}: train.pretrained_generator takes restore weights of "
+                             "the generator's architecture, or an ESRGAN-family file (ESRGAN, BSRGAN, Real-ESRGAN "
+                             "RRDBNet) for an rrdbnet generator")
+        fits = community.rrdbnet_kwargs(mapped, found)
+        missing = [k for k in expected if k not in mapped]
+        unexpected = [k for k in mapped if k not in expected]
+        wrong = [k for k in expected if k in mapped and tuple(mapped[k].shape) != expected[k]]
+        if missing or unexpected or wrong:
+            detail = (f"tensor '{wrong[0]}' is {expected[wrong[0]]} in the generator but "
+                      f"{tuple(mapped[wrong[0]].shape)} in the file" if wrong and not (missing or unexpected)
+                      else f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+            raise ValueError(f"{path}: {arch}, which {what} ({detail}); the generator that fits it is "
+                             f"{{arch: rrdbnet, {', '.join(f'{k}: {v}' for k, v in fits.items())}}}")
+        state = mapped
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: {what}: {_first_line(err)}") from None

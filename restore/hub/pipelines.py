@@ -2,11 +2,13 @@
 
 A pipeline is built from a weights file (its metadata describes the architecture) and, when present, its model card
 (``weights/<name>.yml``: a human name, metrics, data). Each call takes and returns plain numpy images, so front ends
-need no model code: ``(H, W, 3)`` float32 RGB in [0, 1], label maps as ``(H, W)`` integer ids.
+need no model code: ``(H, W, 3)`` float32 RGB in [0, 1], label maps as ``(H, W)`` integer ids. Community model files
+(ESRGAN, Real-ESRGAN, SwinIR, ... without restore's metadata: :mod:`restore.engine.community`) are SR pipelines.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +115,8 @@ KINDS = {"sr": SRPipeline, "spade": SPADEPipeline, "stargan": StarGANPipeline}
 
 
 def load_pipeline(path: str | Path, device: str | torch.device = "auto", half: bool = False) -> Pipeline:
-    """The pipeline for a weights file (task from its metadata); ``half`` = fp16 on CUDA only."""
+    """The pipeline for a weights file (task from its metadata; a community file is an SR model); ``half`` = fp16
+    on CUDA only, and only for models that support it (a community model that does not runs in fp32, said once)."""
     from restore.engine.weights import load_generator
     from restore.hub.cards import read_card
 
@@ -124,11 +127,34 @@ def load_pipeline(path: str | Path, device: str | torch.device = "auto", half: b
     if task not in KINDS:
         raise ValueError(f"{path}: a {task} model is not an image pipeline (tasks: {', '.join(KINDS)})")
     use_half = bool(half and dev.type == "cuda")
+    if use_half and not (desc.get("hints") or {}).get("fp16", True):
+        print(f"note: {path.name}: {desc['arch']} does not support fp16 (spandrel); it runs in fp32", file=sys.stderr)
+        use_half = False
     if use_half:
         model = model.half()
     card_path = path.with_suffix(".yml")
     card = read_card(card_path) if card_path.is_file() else None
     return KINDS[task](path=path, model=model, desc=desc, card=card, device=dev, half=use_half)
+
+
+COMMUNITY_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+"""Model files a weights folder may hold without a card: community models (and restore's own files)."""
+
+
+def uncarded(folder: str | Path = "weights") -> list[Path]:
+    """Model files in ``folder`` that no card names (community models dropped into a demo's weights folder), by
+    name; what each holds is known once it is loaded (:func:`load_pipeline`)."""
+    from restore.hub.cards import read_card
+
+    folder = Path(folder)
+    named = set()
+    for card_path in folder.glob("*.yml"):
+        try:
+            named.add(str(read_card(card_path)["file"]))
+        except (ValueError, KeyError, TypeError):
+            named.add(card_path.with_suffix(".safetensors").name)  # a broken card still claims its weights
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in COMMUNITY_SUFFIXES
+                  and p.name not in named) if folder.is_dir() else []
 
 
 def published(folder: str | Path = "weights") -> dict[str, list[Path]]:

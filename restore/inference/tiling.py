@@ -21,18 +21,75 @@ stays constant and no weight-sum buffer is needed. Consequence: for a model whos
 ``overlap / 2`` LR pixels every blended pixel comes from windows that saw all of its context, and the tiled result
 equals the untiled one up to float rounding; wider receptive fields give small, smoothly blended differences
 instead of visible seams.
+
+Out of memory: when a window does not fit on the device (``torch.OutOfMemoryError``, which CUDA raises), the tile is
+halved and the image run again, down to :data:`OOM_FLOOR` pixels (or the model's minimum input side), with one note
+on stderr; later images of the same model start at the tile that fitted. A model may carry
+:class:`TilingHints` (community models carry spandrel's): a model that advises against tiling runs in one pass.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 MIN_TILE = 8
 MIN_CORE = 8
+OOM_FLOOR = 32
+"""Smallest tile (LR pixels) the out-of-memory fallback halves down to; a model's larger minimum side wins."""
+
+
+@dataclass(frozen=True)
+class TilingHints:
+    """What a model says about being tiled, as the attribute ``model.tiling_hints`` (community models carry
+    spandrel's advice): ``advice`` "supported" (tile freely), "discouraged" (the model relies on global context, so
+    tiles leave artefacts) or "internal" (it tiles itself); the last two run each image in one pass, tiled only when
+    the device runs out of memory. ``minimum``: the smallest input side the model takes (the out-of-memory floor
+    never goes below it). ``name`` is how notes call the model."""
+
+    name: str = "the model"
+    advice: str = "supported"
+    minimum: int = 0
+
+
+def tiling_hints(model: Any) -> TilingHints:
+    """The model's :class:`TilingHints`, or the default (tiling supported, no minimum)."""
+    hints = getattr(model, "tiling_hints", None)
+    return hints if isinstance(hints, TilingHints) else TilingHints()
+
+
+class _PerModel:
+    """What :func:`tiled_forward` remembers about a model between calls (the tile that fitted after running out of
+    memory, the notes already given), kept only as long as the model lives."""
+
+    def __init__(self) -> None:
+        self._data: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+    def of(self, model: Any) -> dict[str, Any]:
+        try:
+            return self._data.setdefault(model, {})
+        except TypeError:  # not weakly referenceable (a bound method): nothing is remembered
+            return {}
+
+
+_MEMORY = _PerModel()
+
+
+def _note_once(model: Any, kind: str, text: str) -> None:
+    """One ``note:`` line on stderr per model and kind (tqdm.write: it keeps a progress bar intact)."""
+    said = _MEMORY.of(model).setdefault("said", set())
+    if kind not in said:
+        said.add(kind)
+        from tqdm import tqdm
+
+        tqdm.write(f"note: {text}", file=sys.stderr)
 
 
 def normalise_tile(tile: int | None) -> int | None:
@@ -130,6 +187,10 @@ def tiled_forward(
     ``overlap``: LR pixels of context kept around each core. ``device``: where the model runs (default: the model's
     parameters' device). ``dtype``: cast of each window (e.g. torch.float16 on CUDA; reduced-precision floats run
     under autocast so fp32 weights work). ``progress(done, total)`` is called after each window.
+
+    When the device runs out of memory the tile is halved and the image run again (down to :data:`OOM_FLOOR` or
+    the model's minimum side; a ValueError past it); a model whose :class:`TilingHints` advise against tiling runs
+    in one pass. Each is said once per model on stderr.
     """
     tile = normalise_tile(tile)
     _check_options(scale, tile, overlap)
@@ -138,10 +199,65 @@ def tiled_forward(
         raise ValueError(f"x must be a 4-D (N, C, H, W) tensor, got {shape}")
     if not x.is_floating_point():
         raise ValueError(f"x must be a float tensor (values in [0, 1]), got dtype {x.dtype}")
-    n, _, h, w = x.shape
+    _, _, h, w = x.shape
     if h < 1 or w < 1:
         raise ValueError(f"x has an empty spatial size {h}x{w}")
     dev = torch.device(device) if device is not None else model_device(model)
+    hints = tiling_hints(model)
+    if tile is not None and hints.advice != "supported":
+        _note_once(model, "advice", f"{hints.name} advises against tiling ({hints.advice}); each image runs in one "
+                                    "pass, in tiles only if the device runs out of memory")
+        tile = None
+    memory = _MEMORY.of(model)
+    fitted = memory.get("fitted")
+    if fitted is not None and (tile is None or tile > fitted):  # a tile that fitted after running out of memory
+        tile, overlap = fitted, _overlap_for(fitted, overlap)
+    asked, floor = tile, max(OOM_FLOOR, hints.minimum)
+    while True:
+        try:
+            out = _blend(model, x, scale, tile, overlap, dev, dtype, progress)
+        except torch.cuda.OutOfMemoryError:  # CUDA's out of memory (torch.OutOfMemoryError); constructible on CPU
+            tried = min(tile, max(h, w)) if tile is not None else max(h, w)  # a tile beyond the image is one pass
+            if tried <= floor:
+                raise ValueError(
+                    f"out of memory on {dev} even with {tried}-pixel tiles (the floor is {floor}) for a {h}x{w} image; "
+                    "free memory on the device (other processes), or run on the CPU with --device cpu"
+                ) from None
+            _release(dev)
+            tile = max(floor, tried // 2)
+            overlap = _overlap_for(tile, overlap)
+            memory["fitted"] = tile
+            continue
+        if tile != asked:
+            was = f"{asked}-pixel tiles" if asked is not None else "one pass"
+            _note_once(model, f"oom {tile}", f"out of memory on {dev} with {was} ({h}x{w} image); ran with "
+                                             f"{tile}-pixel tiles (overlap {overlap}), which later images start from")
+        return out
+
+
+def _overlap_for(tile: int, overlap: int) -> int:
+    """The overlap a smaller ``tile`` can keep: at most what leaves a core of :data:`MIN_CORE`."""
+    return max(0, min(overlap, (tile - MIN_CORE) // 2))
+
+
+def _release(dev: torch.device) -> None:
+    """Give the failed pass's cached blocks back before the retry."""
+    if dev.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def _blend(
+    model: Callable[[Tensor], Tensor],
+    x: Tensor,
+    scale: int,
+    tile: int | None,
+    overlap: int,
+    dev: torch.device,
+    dtype: torch.dtype | None,
+    progress: Callable[[int, int], None] | None,
+) -> Tensor:
+    """One tiled pass of :func:`tiled_forward` with fixed options."""
+    n, _, h, w = x.shape
     autocast = dtype in (torch.float16, torch.bfloat16) and dev.type in ("cuda", "cpu")
 
     rows, cols = axis_tiles(h, tile, overlap), axis_tiles(w, tile, overlap)

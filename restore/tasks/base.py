@@ -41,8 +41,9 @@ def build_task_critic(opts: Any, derived: Mapping[str, Any] | None = None) -> tu
 
 
 def init_pretrained_generator(generator: nn.Module, opts: Any) -> None:
-    """Load ``train.pretrained_generator`` (when set) into ``generator``; errors name the recipe, the key and the
-    weights file."""
+    """Load ``train.pretrained_generator`` (when set) into ``generator``: restore weights of its architecture, or a
+    community file (an ESRGAN-family file into ``rrdbnet``: :func:`restore.engine.weights.load_state_into`); errors
+    name the recipe, the key and the weights file."""
     path = opts.train.pretrained_generator
     if not path:
         return
