@@ -236,6 +236,8 @@ def parse_args(argv: Sequence[str] | None = None, env: Mapping[str, str] | None 
     args = p.parse_args(argv)
     if args.max_pixels < 1 or args.concurrency < 1:
         p.error("--max-pixels and --concurrency must be positive")
+    if not Path(args.weights).is_dir():  # else the page would start with no models and say nothing
+        p.error(f"--weights {args.weights}: no such folder (a folder of .safetensors model files; default: weights)")
     if args.host is None:
         args.host = env.get("GRADIO_SERVER_NAME", "").strip() or DEFAULT_HOST
     if args.port is None:

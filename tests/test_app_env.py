@@ -3,6 +3,8 @@ unless --host / --port are given; checked on the arguments ``demo.launch`` gets,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("gradio")
@@ -10,6 +12,12 @@ pytest.importorskip("gradio")
 from app import DEFAULT_HOST, DEFAULT_PORT, MAX_UPLOAD, launch_kwargs, parse_args  # noqa: E402
 
 SPACE = {"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7861"}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _in_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # --weights defaults to ./weights
 
 
 @pytest.mark.parametrize("argv, env, where", [
@@ -52,3 +60,11 @@ def test_allowed_paths_are_the_examples_folder(tmp_path):
     (tmp_path / "examples").mkdir()
     kwargs = launch_kwargs(parse_args(["--weights", str(tmp_path)], env={}))
     assert kwargs["allowed_paths"] == [str(tmp_path / "examples")]
+
+
+def test_a_missing_weights_folder_is_one_usage_error(tmp_path, capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as info:  # before: the page started with no model and said nothing
+        parse_args(["--weights", str(tmp_path / "nowhere")], env={})
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"--weights {tmp_path / 'nowhere'}: no such folder" in err, err
