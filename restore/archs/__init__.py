@@ -10,5 +10,6 @@ from restore.archs import (  # noqa: F401
     srresnet,
     standard_critic,
     stargan,
+    unet_critic,
     vgg_critic,
 )
