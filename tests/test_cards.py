@@ -119,3 +119,24 @@ def test_wall_time_counts_only_steps_that_made_the_weights(tmp_path):
     (tmp_path / "hardware.jsonl").write_text(json.dumps({"step": 0}) + "\n" + json.dumps({"step": 20}) + "\n")
     assert estimated_wall_time(tmp_path) == pytest.approx(10 + 20 + 10 + 5 + 5)
     assert estimated_wall_time(tmp_path, until=20) == pytest.approx(10 + 20)
+
+
+def test_card_metrics_keep_each_rows_protocol_and_real_photo_niqe(tmp_path):
+    """A card made from a clean and a degraded ``restore eval --json`` must not show one protocol for both."""
+    import json
+
+    from restore.hub.publish import _metrics
+
+    clean = {"protocol": {"lr": "MATLAB bicubic"}, "degradation": None,
+             "datasets": [{"name": "Set14", "mean": {"psnr": 26.7, "lpips": None}}]}
+    degraded = {"protocol": {"lr": "realesrgan seed 0"}, "degradation": {"type": "realesrgan", "seed": 0},
+                "datasets": [{"name": "Set14 [realesrgan seed 0]", "mean": {"psnr": 22.0}}],
+                "real_photos": {"inputs": ["a", "b"], "crop": 256, "images": [{}, {}, {}], "mean": {"niqe": 7.5}}}
+    files = []
+    for i, result in enumerate((clean, degraded)):
+        files.append(tmp_path / f"{i}.json")
+        files[-1].write_text(json.dumps(result))
+    metrics = _metrics([str(f) for f in files])
+    assert metrics["protocol"] == {"lr": "MATLAB bicubic"} and metrics["Set14"] == {"psnr": 26.7}
+    assert metrics["Set14 [realesrgan seed 0]"] == {"psnr": 22.0, "protocol": {"lr": "realesrgan seed 0"}}
+    assert metrics["real photos"] == {"niqe": 7.5, "images": 3, "crop": 256, "inputs": ["a", "b"]}

@@ -17,7 +17,7 @@ from restore.hub.publish import main as convert_main
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights"
-SR_MODELS = ("sr_x4_psnr", "sr_x4_san")
+SR_MODELS = ("sr_x4_psnr", "sr_x4_san", "sr_x4_real_san")
 KWARGS = {"channels": 8, "num_blocks": 1, "scale": 2}
 
 

@@ -38,9 +38,17 @@ def _metrics(files: list[str]) -> dict[str, Any]:
     for f in files:
         result = json.loads(Path(f).read_text())
         if "datasets" in result:  # SR
+            protocol = result.get("protocol")
+            first = out.setdefault("protocol", protocol)
             for ds in result["datasets"]:
-                out[ds["name"]] = {k: v for k, v in ds["mean"].items() if v is not None}
-            out["protocol"] = result.get("protocol")
+                entry = {k: v for k, v in ds["mean"].items() if v is not None}
+                if protocol != first:  # e.g. a degraded-LR run next to the clean one: each row says how it was made
+                    entry["protocol"] = protocol
+                out[ds["name"]] = entry
+            photos = result.get("real_photos")
+            if photos:  # restore eval --degradation / --real-photos: NIQE of the outputs of real photos
+                out["real photos"] = {**photos["mean"], "images": len(photos["images"]), "crop": photos.get("crop"),
+                            "inputs": [str(p) for p in photos["inputs"]]}
         else:
             out[Path(f).stem] = result
     return out
