@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+import yaml
 import torch
 from PIL import Image as PILImage
 
@@ -513,6 +514,9 @@ def test_the_repositorys_published_models_serve_every_tab(tmp_path):
     h = DemoHandlers(models, out_dir=tmp_path / "out")
     if not (models.sr or models.spade or models.stargan):
         pytest.skip("weights/ holds no published model yet")
+    carded = {p.stem for p in (ROOT / "weights").glob("*.yml")
+              if yaml.safe_load(p.read_text()).get("task") == "sr"}
+    assert set(models.sr) == carded and "sr_x4_real_san" in carded  # every SR card is offered, the real-world one too
     for name in models.sr:
         (_, after), out, status = h.upscale(str(EXAMPLES / "sr_scene.png"), name, 4, 0)
         assert read_image(out).rgb.shape == (512, 512, 3) and not_constant(load(after)) and name in status
