@@ -13,8 +13,8 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
-import yaml
 import torch
+import yaml
 from PIL import Image as PILImage
 
 from restore.data.io import read_image, write_image
