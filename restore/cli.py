@@ -1,4 +1,4 @@
-"""Command line: ``restore train | eval | infer | diagnose | check | norms``."""
+"""Command line: ``restore train | eval | infer | diagnose | check | norms | schema``."""
 
 from __future__ import annotations
 
@@ -72,9 +72,22 @@ def missing_paths(opts: Any) -> list[str]:
     return out
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    """Write the recipes' JSON Schema (generated from the typed options and registries) for editors."""
+    from restore.schema import schema_text, write_schema
+
+    if args.output:
+        print(f"wrote {write_schema(args.output)}")
+    else:
+        sys.stdout.write(schema_text())
+    return 0
+
+
 def _cmd_norms(args: argparse.Namespace) -> int:
-    """List the critic normalizations and their options with defaults."""
-    from restore.registry import NORMS
+    """List the critic normalizations and their options with defaults, then the critics each of them applies to."""
+    import restore.archs  # noqa: F401  (fills CRITICS)
+    import restore.norms  # noqa: F401  (fills NORMS)
+    from restore.registry import CRITICS, NORMS
 
     for name in NORMS.names():
         cls = NORMS.get(name)
@@ -82,6 +95,12 @@ def _cmd_norms(args: argparse.Namespace) -> int:
         params = NORMS.parameters(name)
         opts = ", ".join(f"{p}={v.default!r}" for p, v in params.items()) or "(no options)"
         print(f"{name:<5} {doc}\n      options: {opts}")
+    print("\ncritics (critic.arch; every norm above applies to each):")
+    for name in CRITICS.names():
+        module = inspect.getmodule(CRITICS.get(name))
+        doc = (inspect.getdoc(module) or "").split("\n")[0]
+        opts = ", ".join(f"{p}={v.default!r}" for p, v in CRITICS.parameters(name).items()) or "(no options)"
+        print(f"  {name}  {doc}\n      options: {opts}")
     return 0
 
 
@@ -112,20 +131,64 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from restore.evaluation.sr import evaluate_sr, format_table, write_csv, write_json
 
     if args.task != "sr":
+        if args.degradation or args.degradation_seed is not None or args.real_photos or args.no_real_photos:
+            raise ValueError(f"--degradation, --degradation-seed and --real-photos are for --task sr, not {args.task}")
         return _eval_translation(args)
+    _check_degradation_args(args)
     if args.model == "bicubic":
         upscale = "bicubic"
     else:
         upscale = _model_upscaler(args)
     metrics = tuple(m for m in ("psnr", "ssim", "niqe", "lpips") if not (m == "lpips" and args.no_lpips))
+    real = _real_photo_inputs(args)
     result = evaluate_sr(upscale, args.data, scale=args.scale, metrics=metrics, lpips_weights=args.lpips_weights,
-                         progress=True)
+                         progress=True, degradation=args.degradation, degradation_seed=args.degradation_seed or 0,
+                         real_photos=real, real_crop=args.real_crop)
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
     if args.csv:
         write_csv(result, args.csv)
     return 0
+
+
+def _check_degradation_args(args: argparse.Namespace) -> None:
+    """Refuse eval's degradation and real-photo flags that cannot work together, before any model is loaded."""
+    from restore.evaluation.sr import degradation_names
+
+    if args.degradation is not None and args.degradation not in degradation_names():
+        raise ValueError(f"--degradation {args.degradation!r} is not a known degradation; valid: "
+                         f"{', '.join(degradation_names())} (leave it out for the clean bicubic LR)")
+    if args.degradation_seed is not None:
+        if args.degradation is None:
+            raise ValueError("--degradation-seed needs --degradation (e.g. --degradation realesrgan)")
+        if args.degradation_seed < 0:
+            raise ValueError(f"--degradation-seed must be >= 0, got {args.degradation_seed}")
+    if args.real_photos and args.no_real_photos:
+        raise ValueError("--real-photos and --no-real-photos contradict each other; give one")
+    if args.real_crop < 0:
+        raise ValueError(f"--real-crop must be >= 0 (0: whole photos), got {args.real_crop}")
+
+
+def _real_photo_inputs(args: argparse.Namespace) -> list[str]:
+    """``--real-photos`` as given (each must exist); else, with ``--degradation``, the default real photos that
+    exist, with a note for each that does not; else none."""
+    from restore.evaluation.sr import default_real_photos
+
+    if args.no_real_photos:
+        return []
+    if args.real_photos:
+        return list(args.real_photos)
+    if args.degradation is None:
+        return []
+    found = []
+    for path in default_real_photos():
+        if path.exists():
+            found.append(str(path))
+        else:
+            print(f"note: real photos {path} not found; NIQE on them skipped (--real-photos PATH gives others)",
+                  file=sys.stderr)
+    return found
 
 
 def _side_by_side_writer(folder: Path, desc: dict[str, Any], data: Any):
@@ -301,6 +364,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return Exit.OK if not problems else Exit.BAD_INPUT
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Export a generator to ONNX or TorchScript, checked against PyTorch before the file is kept."""
+    from restore.hub.export import export
+
+    result = export(args.model, args.format, args.output, fp16=args.fp16, tolerance=args.tolerance,
+                    verify_image=args.verify_image, overwrite=args.overwrite, weights=args.weights)
+    print(result.summary())
+    return Exit.OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="restore", description="Image-restoration GANs with swappable critic norms.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -311,6 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_check)
     norms = sub.add_parser("norms", help="list the critic normalizations and their options")
     norms.set_defaults(func=_cmd_norms)
+    schema = sub.add_parser("schema", help="write the recipes' JSON Schema (editor completion and checks)")
+    schema.add_argument("-o", "--output", metavar="FILE",
+                        help="write to FILE (e.g. options/schema.json) instead of stdout")
+    schema.set_defaults(func=_cmd_schema)
 
     train = sub.add_parser("train", help="train a recipe (auto-resumes from the run folder)")
     train.add_argument("-opt", "--opt", required=True, help="YAML option file")
@@ -359,11 +436,26 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="check the model cards of a weights folder (sha256, loading)")
     ver.add_argument("folder", nargs="?", default="weights")
     ver.set_defaults(func=_cmd_verify)
+    exp = sub.add_parser("export", help="write a generator as ONNX or TorchScript (dynamic sizes, metadata), checked "
+                                        "against PyTorch", epilog="exit codes: 0 written and checked; 2 bad input, or "
+                                        "the check failed (nothing written); 1 internal error; see docs/export.md")
+    exp.add_argument("--model", required=True, help="weights file (.safetensors / checkpoint) or a published name")
+    exp.add_argument("--format", required=True, help="onnx | torchscript")
+    exp.add_argument("-o", "--output", required=True, help="file to write (its folder must exist)")
+    exp.add_argument("--fp16", action="store_true", help="store weights and compute in fp16 (inputs too)")
+    exp.add_argument("--tolerance", type=float, help="largest allowed max abs difference from PyTorch (default: "
+                                                     "the measured one for fp32 / fp16, docs/export.md)")
+    exp.add_argument("--verify-image", help="real image (SPADE: label map) to check on besides random inputs "
+                                            "(default: the bundled example of the task)")
+    exp.add_argument("--weights", default="weights", help="folder of published models that --model names")
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    exp.set_defaults(func=_cmd_export)
 
     ev = sub.add_parser("eval", help="SR: PSNR/SSIM (Y)/NIQE/LPIPS on benchmark folders; spade/stargan: FID "
                                      "(+ attribute accuracy) on a held-out split")
     ev.add_argument("--task", default="sr", choices=["sr", "spade", "stargan"])
-    ev.add_argument("--model", required=True, help="weights (.safetensors / checkpoint) or 'bicubic'")
+    ev.add_argument("--model", required=True, help="weights (.safetensors / checkpoint), a community model file "
+                                                   "(ESRGAN, SwinIR, ... .pth/.safetensors) or 'bicubic'")
     ev.add_argument("--data", action="append", required=True,
                     help="SR: folder of HR images (repeatable); spade/stargan: the data set root")
     ev.add_argument("--scale", type=int, default=4)
@@ -384,13 +476,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-real", type=int, help="stargan: at most N real training images per domain")
     ev.add_argument("--markdown", help="write the table as markdown")
     ev.add_argument("--save", help="spade: write label colours | generated side-by-sides into this folder")
+    ev.add_argument("--degradation", metavar="TYPE",
+                    help="sr: make each LR by degrading the HR (realesrgan) instead of bicubic; also reports NIQE on "
+                         "real photos")
+    ev.add_argument("--degradation-seed", type=int, metavar="N",
+                    help="sr: seed of --degradation (default 0); each image's seed comes from it and its file name")
+    ev.add_argument("--real-photos", action="append", default=[], metavar="PATH",
+                    help="sr: NIQE of the outputs of these photos or folders, used as LR as they are (repeatable; "
+                         "default with --degradation: weights/examples/sr_* and ../shared/data/sr-train/plasma_photos)")
+    ev.add_argument("--no-real-photos", action="store_true", help="sr: no NIQE on real photos")
+    ev.add_argument("--real-crop", type=int, default=256, metavar="PX",
+                    help="sr: centre-crop real photos to at most PX x PX LR pixels first (0: whole photos)")
     ev.set_defaults(func=_cmd_eval)
 
     inf = sub.add_parser("infer", help="run a model on images or folders: upscale (sr), label map -> photo (spade), "
                                        "change face attributes (stargan)",
                          epilog="exit codes: 0 every input written; 5 some inputs failed (each named on stderr); "
                                 "2 none written, or bad input (one error line); 1 internal error")
-    inf.add_argument("--model", required=True, help="generator weights (.safetensors or checkpoint)")
+    inf.add_argument("--model", required=True, help="generator weights (.safetensors or checkpoint), or a "
+                                                    "community model file (ESRGAN, SwinIR, ... .pth/.safetensors)")
     inf.add_argument("inputs", nargs="+", help="image file(s) or folder(s)")
     inf.add_argument("-o", "--output", required=True, help="output file or folder")
     inf.add_argument("--overwrite", action="store_true",

@@ -31,8 +31,29 @@ def bad(tmp_path: Path) -> dict[str, str]:
     (card_dir / "m.yml").write_text("name: m\n")
     photo = tmp_path / "not_an_image.png"
     photo.write_text("hello")
+    community = _community_files(tmp_path)
     return {"junk": str(junk), "yml": str(yml), "nocritic": str(nocritic), "cards": str(card_dir),
-            "photo": str(photo), "tmp": str(tmp_path), "missing": str(tmp_path / "missing")}
+            "photo": str(photo), "tmp": str(tmp_path), "missing": str(tmp_path / "missing"), **community}
+
+
+class _Pickled:
+    def __reduce__(self):  # a file that needs arbitrary unpickling: refused, never run
+        return (print, ("unpickled",))
+
+
+def _community_files(folder: Path) -> dict[str, str]:
+    """Community model files: one spandrel does not know, one with pickled code, a Compact (not an SRResNet)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from restore.compat import import_basicsr
+
+    save_file({"encoder.weight": torch.zeros(2, 3)}, str(folder / "mystery.safetensors"))
+    torch.save({"params": {"w": torch.zeros(1)}, "x": _Pickled()}, folder / "pickled.pth")
+    compact = import_basicsr("archs.srvgg_arch").SRVGGNetCompact(num_feat=4, num_conv=1, upscale=4)
+    torch.save({"params": compact.state_dict()}, folder / "compact.pth")
+    return {name: str(folder / f"{name}{suffix}")
+            for name, suffix in (("mystery", ".safetensors"), ("pickled", ".pth"), ("compact", ".pth"))}
 
 
 CASES = {
@@ -40,6 +61,15 @@ CASES = {
     "check broken yaml": ["check", "-opt", "{yml}"],
     "check unknown key": ["check", "-opt", SMOKE, "--set", "train.stepz=3"],
     "check bad value": ["check", "-opt", SMOKE, "--set", "critic.norm.ratio=2"],
+    "check bad degradation range": ["check", "-opt", SMOKE, "--set", "data.train.degradation.type=realesrgan",
+                                    "--set", "data.train.degradation.noise_range=[30,1]"],
+    "train crop too small for realesrgan": ["train", "-opt", SMOKE, "--set", "data.train.degradation.type=realesrgan",
+                                            "--set", "path.root={tmp}/runs"],
+    "check unknown loss key": ["check", "-opt", SMOKE, "--set", "losses.perceptual.wieght=1"],
+    "check kept key after type switch": ["check", "-opt", SMOKE, "--set", "critic.norm.type=sn", "--set",
+                                         "critic.norm.ratio=0.5"],
+    "schema into a missing folder": ["schema", "-o", "{missing}/schema.json"],
+    "schema onto a folder": ["schema", "-o", "{tmp}"],
     "train missing recipe": ["train", "-opt", "{missing}.yml"],
     "train bad override": ["train", "-opt", SMOKE, "--set", "nonsense"],
     "train bad device": ["train", "-opt", SMOKE, "--device", "gpu7"],
@@ -52,11 +82,32 @@ CASES = {
     "eval junk model": ["eval", "--model", "{junk}", "--data", "{tmp}", "--no-lpips"],
     "eval missing data": ["eval", "--model", WEIGHTS, "--data", "{missing}", "--no-lpips"],
     "eval wrong task": ["eval", "--task", "spade", "--model", WEIGHTS, "--data", "{tmp}"],
+    "eval unknown degradation": ["eval", "--model", "bicubic", "--data", "{tmp}", "--degradation", "foo"],
+    "eval seed without degradation": ["eval", "--model", "bicubic", "--data", "{tmp}", "--degradation-seed", "1"],
+    "eval missing real photos": ["eval", "--model", "bicubic", "--data", "{tmp}", "--no-lpips", "--real-photos",
+                                 "{missing}"],
     "infer junk model": ["infer", "--model", "{junk}", "{photo}", "-o", "{tmp}/out.png"],
     "infer missing input": ["infer", "--model", WEIGHTS, "{missing}.png", "-o", "{tmp}/out.png"],
     "infer unreadable input": ["infer", "--model", WEIGHTS, "{photo}", "-o", "{tmp}/out.png"],
+    "infer unknown community model": ["infer", "--model", "{mystery}", "{photo}", "-o", "{tmp}/out.png"],
+    "infer pickled code": ["infer", "--model", "{pickled}", "{photo}", "-o", "{tmp}/out.png"],
+    "eval unknown community model": ["eval", "--model", "{mystery}", "--data", "{tmp}", "--no-lpips"],
+    "train community file that does not fit": ["train", "-opt", SMOKE, "--set", "train.pretrained_generator={compact}",
+                                               "--set", "path.root={tmp}/runs", "--device", "cpu"],
     "diagnose missing": ["diagnose", "--checkpoint", "{missing}", "--data", "{tmp}"],
     "diagnose weights file": ["diagnose", "--checkpoint", WEIGHTS, "--data", "{tmp}"],
+    "export unknown format": ["export", "--model", WEIGHTS, "--format", "tflite", "-o", "{tmp}/m.onnx"],
+    "export missing model": ["export", "--model", "{missing}.safetensors", "--format", "onnx", "-o", "{tmp}/m.onnx"],
+    "export unknown published name": ["export", "--model", "sr_x9", "--weights", "{cards}", "--format", "onnx",
+                                      "-o", "{tmp}/m.onnx"],
+    "export junk model": ["export", "--model", "{junk}", "--format", "onnx", "-o", "{tmp}/m.onnx"],
+    "export missing output folder": ["export", "--model", WEIGHTS, "--format", "onnx", "-o", "{missing}/m.onnx"],
+    "export onto a folder": ["export", "--model", WEIGHTS, "--format", "torchscript", "-o", "{tmp}"],
+    "export missing verify image": ["export", "--model", WEIGHTS, "--format", "onnx", "-o", "{tmp}/m.onnx",
+                                    "--verify-image", "{missing}.png"],
+    "export negative tolerance": ["export", "--model", WEIGHTS, "--format", "onnx", "-o", "{tmp}/m.onnx",
+                                  "--tolerance", "-1"],
+    "export check fails": ["export", "--model", WEIGHTS, "--format", "onnx", "-o", "{tmp}/m.onnx", "--tolerance", "0"],
 }
 
 

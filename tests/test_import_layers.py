@@ -21,7 +21,7 @@ PACKAGE = ROOT / "restore"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("registry", "compat", "files", "devices", "assets")),
     ("parts", ("norms", "archs", "losses", "data", "metrics", "inference")),
-    ("options", ("config", "builders")),
+    ("options", ("config", "builders", "schema")),
     ("engine", ("engine",)),
     ("evaluation", ("evaluation",)),
     ("tasks", ("tasks",)),
