@@ -76,6 +76,7 @@ def train(recipe: str | Path, overrides: Sequence[str] = (), device: str = "auto
 
     run = RunFolder.of(opts)
     fresh = not run.root.exists()  # a run that fails before its first checkpoint leaves no folder behind
+    failed = False
     try:
         torch.manual_seed(opts.seed)  # same on every rank: identical initial weights (rank 0 is broadcast anyway)
         random.seed(opts.seed)
@@ -103,10 +104,11 @@ def train(recipe: str | Path, overrides: Sequence[str] = (), device: str = "auto
                 tell(f"done: step {result.step}; checkpoint {result.checkpoint}; generator {weights}")
         return RunResult(run.root, weights, result.step, result.checkpoint, result.stop_reason, resumed)
     except BaseException:
+        failed = True
         if fresh and info.is_main and latest_checkpoint(run.checkpoints) is None and run.root.is_dir():
             import shutil
 
             shutil.rmtree(run.root, ignore_errors=True)
         raise
     finally:
-        distributed.cleanup()
+        distributed.cleanup(synchronise=not failed)

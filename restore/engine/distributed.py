@@ -67,6 +67,14 @@ def any_rank(flag: bool, info: DistInfo, device: torch.device | None = None) -> 
     return bool(t.item() > 0)
 
 
-def cleanup() -> None:
+def cleanup(synchronise: bool = True) -> None:
+    """Leave the process group. On a clean exit all ranks meet at a barrier first: a rank that tears its group down
+    while a peer's last collective is still in flight can be aborted at exit by gloo's worker threads (SIGABRT,
+    "terminate called without an active exception"). After an error the peers may never arrive, so no barrier."""
     if dist.is_initialized():
+        if synchronise:
+            try:
+                dist.barrier()
+            except Exception:  # noqa: BLE001 - peers already gone: destroying the group is all that is left
+                pass
         dist.destroy_process_group()

@@ -161,7 +161,7 @@ def test_cli_time_limit_stops_exports_and_a_rerun_matches_an_uninterrupted_run(t
     import restore.tasks
 
     monkeypatch.setattr(restore.tasks, "build_task", lambda opts: SlowToy(opts, delay=0.1))
-    steps = 30
+    steps = 60  # 60 x 0.1 s is well over the 4 s limit (30 steps could finish inside it on a quiet machine)
     code, _ = _train(_write_recipe(tmp_path, "straight", steps))
     assert code == 0
     straight = _safetensors(tmp_path / "runs" / "straight" / "straight.safetensors")
