@@ -236,3 +236,48 @@ def test_the_message_names_the_crop_key_of_each_task() -> None:
         opts = load_options(ROOT / "options" / "train" / recipe)
         text = out_of_memory_message(opts, 3, torch.device("cuda:0"), _oom(10))
         assert f"train.batch_size={opts.train.batch_size}" in text and key in text and "at step 3" in text
+
+
+def _smoke_args(shared: Path, tmp_path: Path) -> list[str]:
+    return ["train", "-opt", str(SMOKE), "--device", "cpu", "--no-progress",
+            "--set", f"path.root={tmp_path / 'runs'}",
+            "--set", f"data.train.roots=[{shared / 'data' / 'sr-train' / 'sun_hays80'}]",
+            "--set", f"data.val.root={shared / 'data' / 'sr-bench' / 'Set5'}",
+            "--set", f"losses.perceptual.weights={shared / 'weights' / 'vgg16_imagenet_features.pth'}",
+            "--set", "train.steps=2", "--set", "val.every=2", "--set", "val.max_images=2"]
+
+
+def test_sr_validation_falls_back_to_tiles(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Training crops fit, whole Set5 validation images do not: validation runs them in tiles and still scores."""
+    from restore.archs.srresnet import SRResNet
+
+    forward = SRResNet.forward
+
+    def limited(self, x):
+        if not self.training and x.shape[-2] * x.shape[-1] > 64 * 64:
+            raise _oom(x.numel())
+        return forward(self, x)
+
+    monkeypatch.setattr(SRResNet, "forward", limited)
+    assert main(_smoke_args(shared, tmp_path)) == 0
+    err = capsys.readouterr().err
+    assert "out of memory" in err and "Traceback" not in err, err
+    rows = [json.loads(line) for line in (tmp_path / "runs" / "x4_smoke" / "metrics.jsonl").read_text().splitlines()]
+    psnr = [r["val/psnr"] for r in rows if "val/psnr" in r]
+    assert len(psnr) == 1 and 10 < psnr[0] < 40, rows
+
+
+def test_out_of_memory_while_validating_is_one_line(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from restore.tasks.sr import SRTask
+
+    def refuse(self, generator, device):
+        raise _oom(10**6)
+
+    monkeypatch.setattr(SRTask, "validate", refuse)
+    code = main(_smoke_args(shared, tmp_path))
+    cap = capsys.readouterr()
+    lines = [line for line in cap.err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in cap.err + cap.out, cap.err
+    assert "out of memory on cpu while validating at step 2" in lines[0] and "--set val.max_images=N" in lines[0]

@@ -138,6 +138,7 @@ class SRTask:
     # -- validation
     @torch.no_grad()
     def validate(self, generator: nn.Module, device: Any) -> tuple[dict[str, float], Tensor | None]:
+        from restore.inference.tiling import tiled_forward
         from restore.metrics.fidelity import psnr, ssim
 
         spec = self.opts.data.val
@@ -150,7 +151,8 @@ class SRTask:
         for i in range(min(limit, len(dataset))):
             item = dataset[i]
             lq = item["lq"].unsqueeze(0).to(device)
-            sr = generator(lq).clamp(0, 1).float().cpu()[0]
+            # one pass, in tiles only if the device runs out of memory on a large validation image
+            sr = tiled_forward(generator, lq, self.scale, tile=0, device=device).clamp(0, 1)[0]
             gt = item["gt"]
             sr_np, gt_np = sr.permute(1, 2, 0).numpy(), gt.permute(1, 2, 0).numpy()
             scores["psnr"].append(psnr(sr_np, gt_np, crop_border=self.scale))
