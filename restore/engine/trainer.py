@@ -659,8 +659,8 @@ class Trainer:
             src = f"{self.opts.source}: " if self.opts.source else ""
             raise ConfigError(f"{src}out of memory on {self.device} while validating at step {self.step} "
                               f"({str(err).split('. ')[0]}); validate on smaller or fewer images "
-                              "(--set val.max_images=N, or another data.val), or free the device; a resumed run accepts these changes and "
-                              "the checkpoints written so far are kept") from None
+                              "(--set val.max_images=N, or another data.val), or free the device; a resumed run "
+                              "accepts these changes and the checkpoints written so far are kept") from None
         finally:
             model.train(was_training)
         images = {}
