@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def _metrics(files: list[str]) -> dict[str, Any]:
             photos = result.get("real_photos")
             if photos:  # restore eval --degradation / --real-photos: NIQE of the outputs of real photos
                 out["real photos"] = {**photos["mean"], "images": len(photos["images"]), "crop": photos.get("crop"),
-                            "inputs": [str(p) for p in photos["inputs"]]}
+                            "inputs": [os.path.relpath(p) for p in photos["inputs"]]}  # as the card's other paths
         else:
             out[Path(f).stem] = result
     return out
