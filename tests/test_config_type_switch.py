@@ -3,14 +3,13 @@ set by another ``--set`` are never dropped, and the ``losses`` block is validate
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
 
 import pytest
 
 from restore.cli import main
 from restore.config import ConfigError, apply_overrides, load_options, parse_options
+from tests.option_toys import Degrade, Toy
 
 RECIPE = """\
 name: switch
@@ -115,33 +114,7 @@ def test_the_recipe_that_promises_it(capsys):
 
 
 # ------------------------------------------------------------------ typed sub-blocks that are not registries
-@dataclass(frozen=True)
-class Blur:
-    type: Literal["blur"] = "blur"
-    sigma: float = 1.0
-    both: int = 1
-
-
-@dataclass(frozen=True)
-class Noise:
-    type: Literal["noise"] = "noise"
-    level: float = 0.1
-    both: int = 1
-
-
-@dataclass(frozen=True)
-class Degrade:
-    type_keys: ClassVar[dict[str, tuple[str, ...]]] = {"plain": ()}
-    type: Literal["plain", "fancy"] = "plain"
-    strength: float = 0.5
-
-
-@dataclass(frozen=True)
-class Toy:
-    step: Blur | Noise = Blur()
-    degrade: Degrade | None = None
-
-
+# (the toy dataclasses are in tests/option_toys.py)
 def test_dataclass_unions_switch_by_type():
     data = {"step": {"type": "blur", "sigma": 2.0, "both": 3}}
     paths, notes = apply_overrides(data, ["step.type=noise"], Toy)

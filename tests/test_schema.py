@@ -6,9 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import pytest
 import yaml
@@ -17,6 +16,7 @@ from restore.cli import main
 from restore.config import ConfigError, Options, import_registries, load_options, parse_options, to_dict
 from restore.registry import CRITICS, DATASETS, GENERATORS, NORMS
 from restore.schema import _Builder, recipe_schema, schema_text
+from tests.option_toys import Toy
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "options" / "schema.json"
@@ -174,35 +174,7 @@ def test_schema_defaults_are_the_validators():
 
 
 # ------------------------------------------------------------------ typed sub-blocks that are not registries
-@dataclass(frozen=True)
-class Blur:
-    type: Literal["blur"] = "blur"
-    sigma: float = 1.0
-    both: int = 1
-
-
-@dataclass(frozen=True)
-class Noise:
-    type: Literal["noise"]
-    level: float = 0.1
-    both: int = 1
-
-
-@dataclass(frozen=True)
-class Degrade:
-    """One class for two types: ``plain`` takes no other key (``type_keys``)."""
-
-    type_keys: ClassVar[dict[str, tuple[str, ...]]] = {"plain": ()}
-    type: Literal["plain", "fancy"] = "plain"
-    strength: float = 0.5
-
-
-@dataclass(frozen=True)
-class Toy:
-    step: Blur | Noise = Blur()
-    degrade: Degrade | None = None
-
-
+# (the toy dataclasses are in tests/option_toys.py)
 @needs_jsonschema
 def test_dataclass_unions_are_told_apart_by_type():
     b = _Builder()
