@@ -369,7 +369,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from restore.hub.export import export
 
     result = export(args.model, args.format, args.output, fp16=args.fp16, tolerance=args.tolerance,
-                    verify_image=args.verify_image, overwrite=args.overwrite, weights=args.weights)
+                    verify_image=args.verify_image, overwrite=args.overwrite, weights=args.weights,
+                    fixed_size=args.fixed_size)
     print(result.summary())
     return Exit.OK
 
@@ -449,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(default: the bundled example of the task)")
     exp.add_argument("--weights", default="weights", help="folder of published models that --model names")
     exp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    exp.add_argument("--fixed-size", metavar="HxW", help="SR: a graph for exactly this input size (LR pixels), for "
+                                                         "models that cannot have dynamic sizes (SwinIR)")
     exp.set_defaults(func=_cmd_export)
 
     ev = sub.add_parser("eval", help="SR: PSNR/SSIM (Y)/NIQE/LPIPS on benchmark folders; spade/stargan: FID "

@@ -32,6 +32,7 @@ def bad(tmp_path: Path) -> dict[str, str]:
     photo = tmp_path / "not_an_image.png"
     photo.write_text("hello")
     community = _community_files(tmp_path)
+    community["rrdb_x2"] = _rrdb_x2(tmp_path)
     return {"junk": str(junk), "yml": str(yml), "nocritic": str(nocritic), "cards": str(card_dir),
             "photo": str(photo), "tmp": str(tmp_path), "missing": str(tmp_path / "missing"), **community}
 
@@ -39,6 +40,18 @@ def bad(tmp_path: Path) -> dict[str, str]:
 class _Pickled:
     def __reduce__(self):  # a file that needs arbitrary unpickling: refused, never run
         return (print, ("unpickled",))
+
+
+def _rrdb_x2(folder: Path) -> str:
+    """A tiny x2 RRDBNet (its sides must be even: --fixed-size must be a multiple of 2)."""
+    import restore.archs  # noqa: F401  (fills the registry)
+    from restore.engine.weights import save_generator
+    from restore.registry import GENERATORS
+
+    kwargs = {**GENERATORS.get("rrdbnet").TINY, "scale": 2}
+    path = folder / "rrdb_x2.safetensors"
+    save_generator(GENERATORS.build("rrdbnet", **kwargs), path, "rrdbnet", kwargs, "sr")
+    return str(path)
 
 
 def _community_files(folder: Path) -> dict[str, str]:
@@ -108,6 +121,12 @@ CASES = {
     "export negative tolerance": ["export", "--model", WEIGHTS, "--format", "onnx", "-o", "{tmp}/m.onnx",
                                   "--tolerance", "-1"],
     "export check fails": ["export", "--model", WEIGHTS, "--format", "onnx", "-o", "{tmp}/m.onnx", "--tolerance", "0"],
+    "export fixed size zero": ["export", "--model", WEIGHTS, "--format", "onnx", "-o", "{tmp}/m.onnx",
+                               "--fixed-size", "0x5"],
+    "export fixed size not HxW": ["export", "--model", WEIGHTS, "--format", "onnx", "-o", "{tmp}/m.onnx",
+                                  "--fixed-size", "abc"],
+    "export fixed size off the multiple": ["export", "--model", "{rrdb_x2}", "--format", "onnx", "-o", "{tmp}/m.onnx",
+                                           "--fixed-size", "31x32"],
 }
 
 

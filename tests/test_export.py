@@ -417,8 +417,104 @@ def test_swinir_is_refused_with_the_reason(community, tmp_path):
     other sizes finds it; and spandrel says it has no fp16."""
     path, _ = community["swinir"]
     with pytest.raises(ex.ExportCheckError, match=r"cannot run the exported file on random 2x3x37x53.*cannot be "
-                                                  r"exported with dynamic sizes"):
+                                                  r"exported with dynamic sizes; export it at one size instead with "
+                                                  r"--fixed-size HxW"):
         ex.export(path, "onnx", tmp_path / "s.onnx")
     with pytest.raises(ValueError, match=r"swinir \(spandrel:SwinIR\) does not support fp16"):
         ex.export(path, "onnx", tmp_path / "s.onnx", fp16=True)
     assert _leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------------ fixed sizes
+@torch.no_grad()
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_swinir_exports_at_a_fixed_size_and_equals_spandrel(community, tmp_path, fmt):
+    """SwinIR sizes its windows and masks (and its batch, in window_reverse) in Python: at --fixed-size 32x32 the
+    file takes exactly 1x3x32x32, records it, equals spandrel's own call there, and refuses another size."""
+    import json
+
+    import spandrel
+
+    path, state = community["swinir"]
+    result = ex.export(path, fmt, tmp_path / f"s{SUFFIX[fmt]}", fixed_size="32x32")
+    assert [c.what for c in result.checks] == ["random 1x3x32x32", "sr_scene.png (centre 32x32)"]
+    meta = _meta(result.path)
+    assert json.loads(meta["fixed_size"]) == [32, 32] and meta["arch"] == "spandrel:SwinIR"
+    assert json.loads(meta["inputs"])[0]["shape"] == [1, 3, 32, 32]  # its batch is baked in too: fixed at 1
+    assert json.loads(meta["outputs"])[0]["shape"] == [1, 3, 64, 64]
+    assert ex.read_metadata(result.path) == meta
+    x = np.random.default_rng(7).random((1, 3, 32, 32), dtype=np.float32)
+    ref = spandrel.ModelLoader().load_from_state_dict(state).eval()(torch.from_numpy(x)).clamp(0, 1).numpy()
+    out = _run(result.path, {"image": x})
+    assert out.shape == ref.shape == (1, 3, 64, 64)
+    assert np.abs(out - ref).max() <= ex.TOLERANCES["fp32"]
+    wrong = np.zeros((1, 3, 40, 40), dtype=np.float32)
+    if fmt == "onnx":
+        with pytest.raises(Exception, match=r"(?s)invalid dimensions for input: image.*index: 2 Got: 40 Expected: 32"):
+            _run(result.path, {"image": wrong})
+    else:
+        with pytest.raises(torch.jit.Error, match=r"takes \(1, C, 32, 32\) images only, got \(1, C, 40, 40\)"):
+            _run(result.path, {"image": wrong})
+
+
+@torch.no_grad()
+def test_a_fixed_size_keeps_the_batch_dynamic_where_the_network_allows(tmp_path):
+    import json
+
+    model = _tiny("srresnet", scale=2)
+    result = ex.export_model(model, {"arch": "srresnet", "kwargs": {"scale": 2}, "task": "sr"}, "onnx",
+                             tmp_path / "m.onnx", "tiny", fixed_size=(20, 28))
+    meta = _meta(result.path)
+    assert json.loads(meta["fixed_size"]) == [20, 28]
+    assert json.loads(meta["inputs"])[0]["shape"] == ["batch", 3, 20, 28]
+    x = np.random.default_rng(8).random((3, 3, 20, 28), dtype=np.float32)
+    out = _run(result.path, {"image": x})
+    assert np.abs(out - model(torch.from_numpy(x)).clamp(0, 1).numpy()).max() <= ex.TOLERANCES["fp32"]
+    with pytest.raises(Exception, match=r"(?s)invalid dimensions.*index: 3 Got: 27 Expected: 28"):
+        _run(result.path, {"image": x[..., :27]})
+
+
+@pytest.mark.parametrize("value,message", [
+    ("0x5", r"--fixed-size '0x5': give the input's height and width in pixels as HxW, both >= 1"),
+    ("abc", r"--fixed-size 'abc': give the input's height and width"),
+    ("32x", r"--fixed-size '32x': give the input's height and width"),
+])
+def test_bad_fixed_sizes_are_named(tmp_path, value, message):
+    with pytest.raises(ValueError, match=message):
+        ex.export_model(_tiny("srresnet"), {"arch": "srresnet", "kwargs": {}, "task": "sr"}, "onnx",
+                        tmp_path / "m.onnx", "t", fixed_size=value)
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_fixed_size_off_the_models_multiple_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"--fixed-size 31x32: rrdbnet needs sides that are multiples of 2; e.g. "
+                                         r"--fixed-size 32x32"):
+        ex.export_model(_tiny("rrdbnet", scale=2), {"arch": "rrdbnet", "kwargs": {"scale": 2}, "task": "sr"},
+                        "onnx", tmp_path / "m.onnx", "t", fixed_size="31x32")
+    with pytest.raises(ValueError, match=r"--fixed-size is for SR models; a stargan model exports without it"):
+        arch, kwargs, extra = TINY["stargan"]
+        ex.export_model(_tiny(arch, **kwargs), {"arch": arch, "kwargs": kwargs, **extra}, "onnx",
+                        tmp_path / "m.onnx", "t", fixed_size="32x32")
+    assert _leftovers(tmp_path) == []
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_community_minimum_is_padded_inside_the_graph(community, tmp_path, fmt):
+    """A community model with spandrel's minimum 16 and multiple 4 (a Compact model given SwinIR-like
+    requirements): inputs below the minimum, down to 1x1, run in the dynamic file and equal CommunityModel's own
+    padding (reflect as far as the side allows, replicate the rest, output cropped back)."""
+    from spandrel import SizeRequirements
+
+    model, desc = load_generator(community["compact"][0])
+    model.requirements = SizeRequirements(minimum=16, multiple_of=4)
+    desc["hints"]["size_requirements"] = {"minimum": 16, "multiple_of": 4, "square": False}
+    result = ex.export_model(model, desc, fmt, tmp_path / f"c{SUFFIX[fmt]}", "compact16")
+    assert "random 2x3x9x1" in [c.what for c in result.checks]
+    rng = np.random.default_rng(9)
+    for shape in ((3, 3, 5, 7), (1, 3, 1, 1), (2, 3, 18, 13), (1, 3, 2, 30)):
+        x = rng.random(shape, dtype=np.float32)
+        out = _run(result.path, {"image": x})
+        ref = model(torch.from_numpy(x)).clamp(0, 1).numpy()
+        assert out.shape == ref.shape == (shape[0], 3, 4 * shape[2], 4 * shape[3])
+        assert np.abs(out - ref).max() <= ex.TOLERANCES["fp32"], shape

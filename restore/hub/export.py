@@ -4,7 +4,8 @@ An exported file is a whole inference step, not just the network: images go in a
 takes integer class ids (one-hot and instance edges are computed inside the graph) and StarGAN a plain attribute
 vector, so a user of onnxruntime or libtorch needs nothing but the file (docs/export.md lists the inputs).
 
-Height, width and batch are dynamic axes (SPADE's height and width are fixed by its architecture). The file is
+Height, width and batch are dynamic axes (SPADE's height and width are fixed by its architecture; an SR model that
+computes with sizes as Python numbers, as SwinIR does, is exported at one ``fixed_size``). The file is
 written to a temporary name, run on inputs of sizes other than the traced one (odd sides, batch 2, a real image)
 with onnxruntime on the CPU or the TorchScript runtime, and compared with the PyTorch model; only a file whose
 largest difference is within the tolerance of its precision (:data:`TOLERANCES`) replaces the output path.
@@ -20,7 +21,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,8 @@ OPSET = 17
 
 TOLERANCES: dict[str, float] = {"fp32": 1e-4, "fp16": 2e-2}
 """Largest allowed |exported - PyTorch fp32| on the [0, 1] output, per precision of the exported file. Measured on
-the 2-core CPU of development (docs/export.md#tolerances): fp32 files differ by at most 1.1e-6 (TorchScript: 0),
-fp16 files by 1.6e-3; the margins (~100x, ~10x) are for other CPUs' kernels and deeper networks."""
+the 2-core CPU of development (docs/export.md#tolerances): fp32 files differ by at most 1.1e-6 (TorchScript: 0
+but for SwinIR), fp16 files by 1.6e-3; the margins (~100x, ~10x) are for other CPUs' kernels and deeper networks."""
 
 TORCHSCRIPT_META = "restore.json"
 """Name of the TorchScript archive's extra file that holds the metadata (``torch.jit.load(_extra_files=...)``)."""
@@ -64,6 +65,23 @@ def _first_line(err: BaseException) -> str:
 BAKED = ("the network computes with sizes as Python numbers, which tracing fixes to the traced example's; such a "
          "model cannot be exported with dynamic sizes")
 
+FIXED_REMEDY = "; export it at one size instead with --fixed-size HxW (docs/export.md#fixed-size)"
+"""Said after :data:`BAKED` for an SR model exported with dynamic sizes: the fixed-size export is the way out."""
+
+
+def parse_fixed_size(text: str | Sequence[int]) -> tuple[int, int]:
+    """``"HxW"`` (or an (H, W) pair) -> (H, W), both whole numbers >= 1; ValueError naming the value otherwise."""
+    if isinstance(text, str):
+        parts = text.lower().replace(" ", "").split("x")
+        ok = len(parts) == 2 and all(p.isdigit() for p in parts)
+        values = [int(p) for p in parts] if ok else []
+    else:
+        values = [int(v) for v in text] if len(text) == 2 and all(float(v) == int(v) for v in text) else []
+    if len(values) != 2 or min(values) < 1:
+        raise ValueError(f"--fixed-size {text!r}: give the input's height and width in pixels as HxW, both >= 1 "
+                         "(e.g. --fixed-size 256x256)")
+    return values[0], values[1]
+
 
 class ExportCheckError(ValueError):
     """The model does not export, or the exported file does not reproduce it within the tolerance; nothing was
@@ -79,20 +97,38 @@ def _pad_to(x: Tensor, multiple: int, mode: str = "replicate") -> Tensor:
     return F.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode=mode)
 
 
+def _pad_edge(x: Tensor, minimum: int, multiple: int) -> Tensor:
+    """:func:`restore.engine.community._pad` to spandrel's size requirements (sides raised to ``minimum``, then to a
+    multiple of ``multiple``: reflect as far as the side allows, replicate the rest), with the amounts as tensor
+    ops of the traced shape, so that the exported graph pads any size the same way (no Python ``max`` / ``min``)."""
+    h, w = x.shape[-2:]
+    h, w = torch.as_tensor(h), torch.as_tensor(w)
+    need_h, need_w = torch.clamp(h, min=minimum), torch.clamp(w, min=minimum)
+    pad_h, pad_w = need_h + (-need_h) % multiple - h, need_w + (-need_w) % multiple - w
+    rh, rw = torch.minimum(pad_h, h - 1), torch.minimum(pad_w, w - 1)
+    x = F.pad(x, (0, rw, 0, rh), mode="reflect")
+    return F.pad(x, (0, pad_w - rw, 0, pad_h - rh), mode="replicate")
+
+
 class SRGraph(nn.Module):
     """image (N, C, H, W) in [0, 1] -> (N, C, scale*H, scale*W) clamped to [0, 1], as ``restore infer`` writes it.
     ``multiple`` > 1: sides are padded (``mode``) to its multiples first and the output cropped back (basicsr's x2
-    RRDBNet unshuffles pixels and needs even sides; community models state their multiple)."""
+    RRDBNet unshuffles pixels and needs even sides). Community models (``mode`` "reflect") are padded as
+    :class:`restore.engine.community.CommunityModel` pads them: to ``minimum`` and ``multiple`` (spandrel's size
+    requirements), inside the graph, so small inputs run in the exported file too."""
 
-    def __init__(self, model: nn.Module, scale: int, multiple: int = 1, mode: str = "replicate"):
+    def __init__(self, model: nn.Module, scale: int, multiple: int = 1, mode: str = "replicate", minimum: int = 0):
         super().__init__()
-        self.model, self.scale, self.multiple, self.mode = model, scale, multiple, mode
+        self.model, self.scale, self.multiple, self.mode, self.minimum = model, scale, multiple, mode, minimum
 
     def forward(self, image: Tensor) -> Tensor:
-        if self.multiple == 1:
+        if self.multiple == 1 and self.minimum <= 1:
             return self.model(image).clamp(0, 1)
         h, w = image.shape[-2:]
-        out = self.model(_pad_to(image, self.multiple, self.mode))
+        if self.mode == "reflect":
+            out = self.model(_pad_edge(image, self.minimum, self.multiple))
+        else:
+            out = self.model(_pad_to(image, self.multiple, self.mode))
         return out[..., : self.scale * h, : self.scale * w].clamp(0, 1)
 
 
@@ -180,6 +216,8 @@ class Plan:
     cases: list[Case]
     scale: int
     dynamic: dict[str, dict[int, str]] = field(default_factory=dict)
+    fixed_size: tuple[int, int] | None = None  # (H, W) the graph takes, when its sides are not dynamic
+    remedy: str = ""  # said after BAKED when a check finds a size baked into the graph
 
 
 def _fixed_rng(seed: int = 0) -> np.random.Generator:
@@ -204,14 +242,28 @@ def _odd_crop(rgb: np.ndarray, side: int) -> np.ndarray:
     return rgb[top:top + ch, left:left + cw]
 
 
+def _fixed_crop(rgb: np.ndarray, h: int, w: int) -> tuple[np.ndarray, str]:
+    """The image's centre at exactly ``h`` x ``w`` for a fixed-size graph (reflect-padded where the image is smaller,
+    so the bundled 128 x 128 example checks a 256 x 256 export too), and how it was made."""
+    ih, iw = rgb.shape[:2]
+    ch, cw = min(ih, h), min(iw, w)
+    top, left = (ih - ch) // 2, (iw - cw) // 2
+    crop = rgb[top:top + ch, left:left + cw]
+    if (ch, cw) == (h, w):
+        return crop, f"centre {h}x{w}"
+    return np.pad(crop, ((0, h - ch), (0, w - cw), (0, 0)), mode="symmetric"), f"centre {ch}x{cw} padded to {h}x{w}"
+
+
 def _nchw(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 @torch.no_grad()
-def _sr_plan(model: nn.Module, desc: dict[str, Any], image: Path | None) -> Plan:
-    """Community models (spandrel) honour their hints: sides padded (reflect, as restore infer pads them) to the
-    required multiple, and the traced and checked sizes raised to the required minimum."""
+def _sr_plan(model: nn.Module, desc: dict[str, Any], image: Path | None,
+             fixed_size: tuple[int, int] | None = None) -> Plan:
+    """Community models (spandrel) honour their hints: sides padded inside the graph (reflect, as restore infer pads
+    them) to the required minimum and multiple, and checked on an input below the minimum. ``fixed_size`` (H, W):
+    traced and checked at that size only (batch stays dynamic), for networks that size their windows in Python."""
     scale = int(desc.get("kwargs", {}).get("scale", getattr(model, "scale", 4)))
     community = desc.get("source") == "community"
     channels = 3 if community else int(getattr(model, "in_channels", 3))  # community models take RGB (grey: inside)
@@ -222,13 +274,21 @@ def _sr_plan(model: nn.Module, desc: dict[str, Any], image: Path | None) -> Plan
     multiple = max(2 if desc.get("arch") == "rrdbnet" and scale == 2 else 1, int(need.get("multiple_of") or 1))
     mode = "reflect" if community else "replicate"
     minimum = int(need.get("minimum") or 1)
-    lift = max(0, minimum - min(s for _, *hw in (TRACE_SIZE, *VERIFY_SIZES) for s in hw))
-    lift += lift % 2  # keeps the checked sides odd
-    trace = (TRACE_SIZE[0], TRACE_SIZE[1] + lift, TRACE_SIZE[2] + lift)
-    sizes = [(n, h + lift, w + lift) for n, h, w in VERIFY_SIZES]
+    trace = TRACE_SIZE
+    sizes = list(VERIFY_SIZES)
+    if minimum > 1:  # below the minimum: the graph pads it (batch 2, odd sides, one side of 1 pixel)
+        sizes.append((2, max(1, minimum // 2) | 1, 1))
+    if fixed_size is not None:
+        fh, fw = fixed_size
+        bad = [s for s in fixed_size if s % multiple]
+        if bad:
+            raise ValueError(f"--fixed-size {fh}x{fw}: {desc.get('arch')} needs sides that are multiples of "
+                             f"{multiple}; e.g. --fixed-size {fh + (-fh) % multiple}x{fw + (-fw) % multiple}")
+        trace = (TRACE_SIZE[0], fh, fw)
+        sizes = [(VERIFY_SIZES[0][0], fh, fw)]  # batch 2 at the one size (the real image is the batch-1 check)
 
     def build(net: nn.Module, dtype: torch.dtype) -> nn.Module:
-        return SRGraph(net, scale, multiple, mode)
+        return SRGraph(net, scale, multiple, mode, minimum if community else 0)
 
     ref = build(model, torch.float32)
     rng = _fixed_rng()
@@ -238,15 +298,27 @@ def _sr_plan(model: nn.Module, desc: dict[str, Any], image: Path | None) -> Plan
         cases.append(Case(f"random {n}x{channels}x{h}x{w}", {"image": x}, ref(torch.from_numpy(x)).numpy()))
     real = _real_rgb(image)
     if real is not None and channels == 3:
-        x = _nchw(_odd_crop(real[1], REAL_SIDE))
-        cases.append(Case(f"{real[0]} (centre {x.shape[2]}x{x.shape[3]})", {"image": x},
-                          ref(torch.from_numpy(x)).numpy()))
+        if fixed_size is None:
+            x = _nchw(_odd_crop(real[1], REAL_SIDE))
+            how = f"centre {x.shape[2]}x{x.shape[3]}"
+        else:
+            crop, how = _fixed_crop(real[1], *fixed_size)
+            x = _nchw(crop)
+        cases.append(Case(f"{real[0]} ({how})", {"image": x}, ref(torch.from_numpy(x)).numpy()))
     n, h, w = trace
     what = "RGB image, channels first" if channels == 3 else "image, channels first"
+    if fixed_size is not None:
+        return Plan(
+            build=build, scale=scale, cases=cases, example=(torch.rand(n, channels, h, w),), fixed_size=(h, w),
+            inputs=[Port("image", "float", ["batch", channels, h, w], "[0, 1]",
+                         f"{what}; exactly {h} x {w} (the graph's fixed size: give it tiles of a bigger image)")],
+            outputs=[Port("output", "float", ["batch", channels, scale * h, scale * w], "[0, 1]",
+                          f"the image upscaled x{scale}, clamped")],
+            dynamic={"image": {0: "batch"}, "output": {0: "batch"}})
     return Plan(
-        build=build, scale=scale, cases=cases, example=(torch.rand(n, channels, h, w),),
+        build=build, scale=scale, cases=cases, example=(torch.rand(n, channels, h, w),), remedy=FIXED_REMEDY,
         inputs=[Port("image", "float", ["batch", channels, "height", "width"], "[0, 1]",
-                     what + (f"; height and width >= {minimum}" if minimum > 1 else ""))],
+                     what + (f"; sides below {minimum} are padded inside the graph" if minimum > 1 else ""))],
         outputs=[Port("output", "float", ["batch", channels, f"{scale}*height", f"{scale}*width"], "[0, 1]",
                       f"the image upscaled x{scale}, clamped")],
         dynamic={"image": {0: "batch", 2: "height", 3: "width"},
@@ -371,12 +443,17 @@ def _spade_plan(model: nn.Module, desc: dict[str, Any], image: Path | None) -> P
         dynamic={**dynamic, "output": {0: "batch"}})
 
 
-def make_plan(model: nn.Module, desc: dict[str, Any], image: Path | None = None) -> Plan:
+def make_plan(model: nn.Module, desc: dict[str, Any], image: Path | None = None,
+              fixed_size: tuple[int, int] | None = None) -> Plan:
     """How a loaded generator (with its description: ``load_generator``'s pair) exports, and the checks: inputs with
-    the fp32 model's outputs."""
+    the fp32 model's outputs. ``fixed_size``: SR models only (SPADE's size is its architecture's; StarGAN's graph
+    takes any size)."""
     task = desc.get("task", "sr")
+    if fixed_size is not None and task != "sr":
+        raise ValueError(f"--fixed-size is for SR models; a {task} model exports without it "
+                         f"({'its size is fixed by its architecture' if task == 'spade' else 'it takes any size'})")
     if task == "sr":
-        return _sr_plan(model, desc, image)
+        return _sr_plan(model, desc, image, fixed_size)
     if task == "stargan":
         return _stargan_plan(model, desc, image)
     if task == "spade":
@@ -405,6 +482,17 @@ def _plain(model: nn.Module) -> nn.Module:
         for name, value in values.items():
             module.register_parameter(name, nn.Parameter(value, requires_grad=False))
     return model
+
+
+def _batch_one(plan: Plan) -> Plan:
+    """A fixed-size plan with the batch fixed at 1 as well, for networks that also compute with the batch size as a
+    Python number (SwinIR's window reverse): batch-1 checks, the first image of each larger batch."""
+    def one(ports: list[Port]) -> list[Port]:
+        return [replace(p, shape=[1, *p.shape[1:]]) if p.shape and p.shape[0] == "batch" else p for p in ports]
+
+    cases = [Case(c.what if len(c.reference) == 1 else c.what.replace(f"{len(c.reference)}x", "1x", 1),
+                  {k: v[:1] for k, v in c.inputs.items()}, c.reference[:1]) for c in plan.cases]
+    return replace(plan, inputs=one(plan.inputs), outputs=one(plan.outputs), dynamic={}, cases=cases)
 
 
 def _cast_example(example: tuple[Tensor, ...], precision: str) -> tuple[Tensor, ...]:
@@ -457,9 +545,31 @@ def _write_onnx(graph: nn.Module, plan: Plan, example: tuple[Tensor, ...], path:
     onnx.save(proto, str(path))
 
 
-def _write_torchscript(graph: nn.Module, example: tuple[Tensor, ...], path: Path, metadata: dict[str, str]) -> None:
+class SizeGuard(nn.Module):
+    """A fixed-size TorchScript graph behind a shape check: the traced graph would run on another size and give a
+    wrong image (its windows and masks are the traced size's), where onnxruntime refuses the input; this gives
+    TorchScript users the same refusal. ``batch`` 0: any batch."""
+
+    def __init__(self, traced: nn.Module, batch: int, height: int, width: int):
+        super().__init__()
+        self.traced, self.batch, self.height, self.width = traced, batch, height, width
+
+    def forward(self, image: Tensor) -> Tensor:
+        n, h, w = image.shape[0], image.shape[-2], image.shape[-1]
+        if h != self.height or w != self.width or (self.batch > 0 and n != self.batch):
+            raise ValueError("this exported graph takes (" + (str(self.batch) if self.batch > 0 else "N")
+                             + ", C, " + str(self.height) + ", " + str(self.width) + ") images only, got ("
+                             + str(n) + ", C, " + str(h) + ", " + str(w) + "); tile bigger images (docs/export.md)")
+        return self.traced(image)
+
+
+def _write_torchscript(graph: nn.Module, plan: Plan, example: tuple[Tensor, ...], path: Path,
+                       metadata: dict[str, str]) -> None:
     with _quiet():
         traced = torch.jit.trace(graph, example, check_trace=False)
+        if plan.fixed_size is not None:
+            batch = plan.inputs[0].shape[0]
+            traced = torch.jit.script(SizeGuard(traced, batch if isinstance(batch, int) else 0, *plan.fixed_size))
         torch.jit.save(traced, str(path), _extra_files={TORCHSCRIPT_META: json.dumps(metadata)})
 
 
@@ -525,12 +635,12 @@ def verify(fmt: str, path: Path, plan: Plan, precision: str, tolerance: float) -
             out = run(inputs)
         except Exception as err:  # a size or batch baked into the graph fails here, inside the runtime
             raise ExportCheckError(f"{runtime} cannot run the exported file on {case.what}: {_first_line(err)} "
-                                   f"(most likely the graph does not take this size or batch: {BAKED}); the file "
-                                   "was not written") from None
+                                   f"(most likely the graph does not take this size or batch: {BAKED}"
+                                   f"{plan.remedy}); the file was not written") from None
         if out.shape != case.reference.shape:
             raise ExportCheckError(f"{runtime} gave shape {out.shape} for {case.what}, PyTorch "
-                                   f"{case.reference.shape}: the size is not dynamic in the exported graph ({BAKED}); "
-                                   "the file was not written")
+                                   f"{case.reference.shape}: the size is not dynamic in the exported graph ({BAKED}"
+                                   f"{plan.remedy}); the file was not written")
         diff = float(np.abs(out - case.reference).max()) if np.isfinite(out).all() else math.inf
         checks.append(Check(case.what, out.shape, diff))
         if not diff <= tolerance:
@@ -568,8 +678,9 @@ def _metadata(desc: dict[str, Any], name: str, plan: Plan, precision: str) -> di
     def ports(items: list[Port]) -> str:  # dtypes as the file has them: float32 / float16 / int64
         return json.dumps([{**vars(p), "dtype": np.dtype(p.numpy_dtype(precision)).name} for p in items])
 
+    fixed = {"fixed_size": json.dumps(list(plan.fixed_size))} if plan.fixed_size is not None else {}
     return {"name": name, "task": str(desc.get("task", "sr")), "arch": str(desc.get("arch")), "scale": str(plan.scale),
-            "precision": precision, "inputs": ports(plan.inputs), "outputs": ports(plan.outputs),
+            "precision": precision, "inputs": ports(plan.inputs), "outputs": ports(plan.outputs), **fixed,
             "restore": json.dumps(kept, default=str), "exporter": f"restore {__version__}, torch {torch.__version__}"}
 
 
@@ -595,14 +706,16 @@ def check_output(output: str | Path, overwrite: bool = False) -> Path:
 
 def export_model(model: nn.Module, desc: dict[str, Any], fmt: str, output: str | Path, name: str,
                  fp16: bool = False, tolerance: float | None = None, verify_image: str | Path | None = None,
-                 overwrite: bool = False) -> ExportResult:
+                 overwrite: bool = False, fixed_size: str | Sequence[int] | None = None) -> ExportResult:
     """Write ``model`` (fp32, as ``load_generator`` returns it, with its description) as ``fmt`` to ``output``
     after checking the file against the model; ``tolerance`` None: :data:`TOLERANCES` of the precision.
-    ``verify_image``: a real image (a label map for SPADE) checked besides the random inputs."""
+    ``verify_image``: a real image (a label map for SPADE) checked besides the random inputs. ``fixed_size``
+    ("HxW" or (H, W)): an SR graph that takes exactly that input size (batch still dynamic)."""
     if fmt not in FORMATS:
         raise ValueError(f"--format {fmt!r}: unknown export format; choose one of {', '.join(FORMATS)}")
     precision = "fp16" if fp16 else "fp32"
     limit = _tolerance(precision, tolerance)
+    fixed = parse_fixed_size(fixed_size) if fixed_size is not None else None
     output = check_output(output, overwrite)
     image = Path(verify_image) if verify_image is not None else None
     if image is not None and not image.is_file():
@@ -611,22 +724,31 @@ def export_model(model: nn.Module, desc: dict[str, Any], fmt: str, output: str |
         raise ValueError(f"{name} ({desc.get('arch')}) does not support fp16 (spandrel says so); export it without "
                          "--fp16")
     model = model.float().cpu().eval()
-    plan = make_plan(model, desc, image)
+    plan = make_plan(model, desc, image, fixed)
     dtype = torch.float16 if fp16 else torch.float32
     graph = plan.build(_plain(model).to(dtype), dtype).eval()
     example = _cast_example(plan.example, precision)
-    metadata = _metadata(desc, name, plan, precision)
-    with atomic_output(output) as tmp:
+
+    def write_and_verify(plan: Plan, tmp: Path) -> tuple[dict[str, str], str, list[Check]]:
+        metadata = _metadata(desc, name, plan, precision)
         try:
             with torch.no_grad():
                 if fmt == "onnx":
                     _write_onnx(graph, plan, example, tmp, metadata)
                 else:
-                    _write_torchscript(graph, example, tmp, metadata)
+                    _write_torchscript(graph, plan, example, tmp, metadata)
         except Exception as err:  # an op the exporter does not know: one line naming the model, nothing written
             raise ExportCheckError(f"{name} ({desc.get('arch')}) cannot be exported to {fmt} {precision}: "
                                    f"{_first_line(err)}") from None
-        runtime, checks = verify(fmt, tmp, plan, precision, limit)
+        return metadata, *verify(fmt, tmp, plan, precision, limit)
+
+    with atomic_output(output) as tmp:
+        try:
+            metadata, runtime, checks = write_and_verify(plan, tmp)
+        except ExportCheckError:
+            if plan.fixed_size is None or "batch" not in str(plan.inputs[0].shape[0]):
+                raise
+            metadata, runtime, checks = write_and_verify(_batch_one(plan), tmp)  # a batch baked in too (SwinIR)
     return ExportResult(output, fmt, precision, metadata, runtime, checks, limit)
 
 
@@ -671,19 +793,22 @@ def bundled_example(desc: dict[str, Any], model_path: Path) -> Path | None:
 
 def export(model: str | Path, fmt: str, output: str | Path, fp16: bool = False, tolerance: float | None = None,
            verify_image: str | Path | None = None, overwrite: bool = False,
-           weights: str | Path = "weights") -> ExportResult:
+           weights: str | Path = "weights", fixed_size: str | Sequence[int] | None = None) -> ExportResult:
     """``restore export``: load a weights file or published model (as ``restore infer`` does) and export it,
-    checked; ``verify_image`` None: the bundled example of its task when found."""
+    checked; ``verify_image`` None: the bundled example of its task when found; ``fixed_size`` "HxW": see
+    :func:`export_model`."""
     from restore.hub.pipelines import load_pipeline
 
     if fmt not in FORMATS:
         raise ValueError(f"--format {fmt!r}: unknown export format; choose one of {', '.join(FORMATS)}")
     check_output(output, overwrite)
     _tolerance("fp16" if fp16 else "fp32", tolerance)
+    if fixed_size is not None:
+        parse_fixed_size(fixed_size)  # a bad value is refused before the model is loaded
     if verify_image is not None and not Path(verify_image).is_file():
         raise FileNotFoundError(f"--verify-image {verify_image}: no such file")
     path = resolve_model(model, weights)
     pipe = load_pipeline(path, device="cpu")
     image = verify_image if verify_image is not None else bundled_example(pipe.desc, path)
     return export_model(pipe.model, pipe.desc, fmt, output, pipe.name, fp16=fp16, tolerance=tolerance,
-                        verify_image=image, overwrite=overwrite)
+                        verify_image=image, overwrite=overwrite, fixed_size=fixed_size)
