@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from restore.registry import OptionValueError
+
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+PADDING_MODES: tuple[str, ...] = get_args(PaddingMode)
+
+
+def check_critic_options(sizes: dict[str, int], negative_slope: float, padding_mode: str) -> None:
+    """The checks every conv critic's options share, so each bad value is one error naming its option."""
+    for key, value in sizes.items():
+        if value < 1:
+            raise OptionValueError(key, f"must be >= 1, got {value}")
+    if negative_slope < 0:
+        raise OptionValueError("negative_slope", f"must be >= 0, got {negative_slope}")
+    if padding_mode not in PADDING_MODES:
+        raise OptionValueError("padding_mode", f"must be one of {', '.join(PADDING_MODES)}, got {padding_mode!r}")
 
 
 class _CircularPad2d(torch.autograd.Function):

@@ -8,11 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from restore.archs.layers import Conv2d, PaddingMode, check_image_input
-from restore.registry import CRITICS, OptionValueError
+from restore.archs.layers import Conv2d, PaddingMode, check_critic_options, check_image_input
+from restore.registry import CRITICS
 
 _KERNEL = 4
-_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def _out_size(size: int, stride: int, padding: int) -> int:
@@ -86,15 +85,9 @@ class MultiScalePatchCritic(nn.Module):
                  ndf: int = 64, max_channels: int = 512, instance_norm: bool = True, negative_slope: float = 0.2,
                  padding_mode: PaddingMode = "zeros", image_size: int = 64):
         super().__init__()
-        for key, value in (("label_channels", label_channels), ("image_channels", image_channels), ("num_D", num_D),
-                           ("n_layers", n_layers), ("ndf", ndf), ("max_channels", max_channels),
-                           ("image_size", image_size)):
-            if value < 1:
-                raise OptionValueError(key, f"must be >= 1, got {value}")
-        if negative_slope < 0:
-            raise OptionValueError("negative_slope", f"must be >= 0, got {negative_slope}")
-        if padding_mode not in _PADDING_MODES:
-            raise OptionValueError("padding_mode", f"must be one of {', '.join(_PADDING_MODES)}, got {padding_mode!r}")
+        check_critic_options({"label_channels": label_channels, "image_channels": image_channels, "num_D": num_D,
+                              "n_layers": n_layers, "ndf": ndf, "max_channels": max_channels,
+                              "image_size": image_size}, negative_slope, padding_mode)
         self.label_channels, self.image_channels, self.image_size = label_channels, image_channels, image_size
         self.padding_mode, self.instance_norm = padding_mode, instance_norm
         padding = 2 if padding_mode == "zeros" else 1

@@ -14,10 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from restore.archs.layers import PaddingMode, check_image_input, conv
-from restore.registry import CRITICS, OptionValueError
+from restore.archs.layers import PaddingMode, check_critic_options, check_image_input, conv
+from restore.registry import CRITICS
 
-_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _DEPTH = 3  # stride-2 convs in the encoder
 #: smallest input side: three 4x4 stride-2 convs (padding 1) map a side s to floor(s / 8), which must be >= 1.
 MIN_SIZE = 2**_DEPTH
@@ -42,13 +41,7 @@ class UNetCritic(nn.Module):
     def __init__(self, in_channels: int = 3, num_feat: int = 64, skip_connection: bool = True,
                  negative_slope: float = 0.2, padding_mode: PaddingMode = "zeros"):
         super().__init__()
-        for key, value in (("in_channels", in_channels), ("num_feat", num_feat)):
-            if value < 1:
-                raise OptionValueError(key, f"must be >= 1, got {value}")
-        if negative_slope < 0:
-            raise OptionValueError("negative_slope", f"must be >= 0, got {negative_slope}")
-        if padding_mode not in _PADDING_MODES:
-            raise OptionValueError("padding_mode", f"must be one of {', '.join(_PADDING_MODES)}, got {padding_mode!r}")
+        check_critic_options({"in_channels": in_channels, "num_feat": num_feat}, negative_slope, padding_mode)
         self.in_channels, self.skip_connection, self.negative_slope = in_channels, bool(skip_connection), negative_slope
         widths = [num_feat * 2**i for i in range(_DEPTH + 1)]  # F, 2F, 4F, 8F
         self.stem = conv(in_channels, num_feat, 3, 1, padding_mode)
